@@ -1,0 +1,37 @@
+"""Deterministic random crops: the batch for step s depends only on (seed, s), so training resumes exactly
+without saving any data-loader state, and every rank of a multi-GPU run agrees on the global batch."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def crop_batch(clips: list, step: int, batch_size: int, segment: int, seed: int = 0,
+               rank: int = 0, world_size: int = 1) -> torch.Tensor:
+    """The global batch for `step` is batch_size crops of `segment` samples, clips drawn in proportion to their
+    length; this rank gets every world_size-th of them. Returns float32 (batch_size // world_size, 1, segment)."""
+    rng = np.random.default_rng([seed, step])
+    lengths = np.array([len(c) for c in clips], dtype=np.float64)
+    which = rng.choice(len(clips), size=batch_size, p=lengths / lengths.sum())
+    out = np.zeros((batch_size, 1, segment), dtype=np.float32)
+    for row, i in enumerate(which):
+        clip = clips[i]
+        start = int(rng.integers(0, max(1, len(clip) - segment + 1)))
+        piece = clip[start:start + segment]
+        out[row, 0, :len(piece)] = piece
+    return torch.from_numpy(out[rank::world_size].copy())
+
+
+def eval_crops(clips: list, segment: int, max_clips: int) -> list:
+    """Fixed validation excerpts: the middle `segment` samples of up to max_clips clips (whole clip if shorter)."""
+    crops = []
+    for clip in clips[:max_clips]:
+        start = max(0, (len(clip) - segment) // 2)
+        crops.append(np.asarray(clip[start:start + segment], dtype=np.float32))
+    return crops
+
+
+def steps_per_epoch(clips: list, batch_size: int, segment: int) -> int:
+    """One epoch = as many crops as fit in the training audio once."""
+    total = sum(len(c) for c in clips)
+    return max(1, int(round(total / (batch_size * segment))))

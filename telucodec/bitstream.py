@@ -1,0 +1,371 @@
+"""The ``.tlc`` bitstream: how TeluCodec stores codes on disk.
+
+A ``.tlc`` file holds the discrete codes of one clip plus everything needed to turn them back
+into audio of the right length.  The format is small, fixed and fully checked: any truncation,
+appended garbage or bit flip is reported as :class:`telucodec.errors.BitstreamError`.
+
+Byte layout (version 1)
+-----------------------
+All integers are unsigned and **little-endian**.  Offsets are in bytes.
+
+======  ====  ==========  ==============================================================
+Offset  Size  Type        Field
+======  ====  ==========  ==============================================================
+0       4     bytes       magic ``b"TLC1"``
+4       1     u8          format version, currently ``1``
+5       1     u8          ``n_q``: number of quantizer levels used, 1..32
+6       1     u8          ``bits``: bits per code, 1..16; codebook size = ``2 ** bits``
+7       1     u8          flags, must be 0 (reserved)
+8       4     u32         sample rate in Hz, 1..1_000_000
+12      2     u16         hop length: audio samples per frame, >= 1
+14      2     u16         reserved, must be 0
+16      4     u32         ``num_samples``: length of the original audio in samples
+20      4     u32         ``num_frames``: number of code frames
+24      4     u32         ``payload_length``: payload size in bytes
+28      P     bytes       payload (``P = payload_length``), bit-packed codes, see below
+28+P    4     u32         CRC-32 (zlib / IEEE 802.3) of bytes ``0 .. 28+P-1``
+======  ====  ==========  ==============================================================
+
+The header is :data:`HEADER_BYTES` = 28 bytes and the CRC trailer 4 bytes, so every file
+carries :data:`OVERHEAD_BYTES` = 32 bytes on top of the payload.  The codebook size is stored
+as its base-2 logarithm, so the full range 2 .. 65536 fits one byte.
+
+Payload
+-------
+Codes are written **frame-major**: all ``n_q`` codes of frame 0 (quantizer 0 first), then all
+codes of frame 1, and so on, so a reader can stream frame by frame.  Each code takes exactly
+``bits`` bits, most significant bit first, packed back to back with no alignment; the last
+byte is padded with zero bits.  Hence::
+
+    payload_length == ceil(n_q * num_frames * bits / 8)
+
+Consistency rules checked when reading
+--------------------------------------
+* the file is exactly ``32 + payload_length`` bytes long (shorter: truncated; longer: trailing
+  bytes) — checked before anything is allocated, so a tiny file that claims billions of frames
+  fails at once;
+* the CRC matches (CRC-32 detects every single-bit and every burst error up to 32 bits);
+* ``n_q`` in 1..32, ``bits`` in 1..16, reserved fields zero, padding bits zero;
+* frames and samples agree: ``|num_frames * hop_length - num_samples| < hop_length``.  The
+  decoder produces ``num_frames * hop_length`` samples and the result is trimmed (or, when the
+  encoder dropped a partial last frame, zero-padded) to ``num_samples``.
+
+Bitrate
+-------
+The payload costs ``n_q * bits * sample_rate / hop_length`` bits per second
+(:func:`bits_per_second`); the 32-byte overhead adds ``256 / duration`` bits per second, e.g.
+25.6 bit/s for a 10-second clip (:func:`file_size` gives the exact file size).
+"""
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BitstreamError
+
+__all__ = [
+    "MAGIC",
+    "VERSION",
+    "HEADER_BYTES",
+    "OVERHEAD_BYTES",
+    "MAX_N_Q",
+    "MAX_BITS",
+    "Bitstream",
+    "pack",
+    "unpack",
+    "write_tlc",
+    "read_tlc",
+    "bits_per_code",
+    "bits_per_second",
+    "payload_bytes",
+    "file_size",
+]
+
+MAGIC = b"TLC1"
+VERSION = 1
+_HEADER = struct.Struct("<4sBBBBIHHIII")  # magic, version, n_q, bits, flags, sr, hop, reserved, samples, frames, payload
+HEADER_BYTES = _HEADER.size  # 28
+_CRC = struct.Struct("<I")
+OVERHEAD_BYTES = HEADER_BYTES + _CRC.size  # 32
+MAX_N_Q = 32
+MAX_BITS = 16  # codebook size up to 65536
+MAX_SAMPLE_RATE = 1_000_000
+_U16 = 0xFFFF
+_U32 = 0xFFFFFFFF
+
+assert HEADER_BYTES == 28
+
+
+@dataclass(frozen=True)
+class Bitstream:
+    """The decoded contents of a ``.tlc`` file."""
+
+    codes: np.ndarray  # int64, shape (n_q, frames)
+    sample_rate: int
+    codebook_size: int
+    hop_length: int
+    num_samples: int
+
+    @property
+    def n_q(self) -> int:
+        return int(self.codes.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.codes.shape[1])
+
+    @property
+    def duration(self) -> float:
+        """Length of the original audio in seconds."""
+        return self.num_samples / self.sample_rate
+
+    @property
+    def bits_per_second(self) -> float:
+        """Payload bitrate (codes only, no header), in bit/s."""
+        return bits_per_second(self.n_q, self.codebook_size, self.sample_rate, self.hop_length)
+
+    @property
+    def file_size(self) -> int:
+        """Size in bytes of this stream as a ``.tlc`` file, header and CRC included."""
+        return file_size(self.n_q, self.num_frames, self.codebook_size)
+
+
+# ----------------------------------------------------------------------------------- helpers
+def bits_per_code(codebook_size: int) -> int:
+    """``log2(codebook_size)``; the codebook size must be a power of two in 2..65536."""
+    try:
+        cs = int(codebook_size)
+        ok = cs == codebook_size and 2 <= cs <= (1 << MAX_BITS) and not cs & (cs - 1)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise BitstreamError(f"codebook size must be a power of two between 2 and 65536, got {codebook_size!r}")
+    return cs.bit_length() - 1
+
+
+def bits_per_second(n_q: int, codebook_size: int, sample_rate: int, hop_length: int) -> float:
+    """Payload bitrate in bit/s: ``n_q * log2(codebook_size) * sample_rate / hop_length``.
+
+    The fixed per-file overhead (:data:`OVERHEAD_BYTES` = 32 bytes) is not included; over a clip
+    of ``d`` seconds it adds ``8 * 32 / d`` bit/s.
+    """
+    return n_q * bits_per_code(codebook_size) * sample_rate / hop_length
+
+
+def payload_bytes(n_q: int, num_frames: int, codebook_size: int) -> int:
+    """Payload size in bytes for ``n_q`` x ``num_frames`` codes."""
+    return (n_q * num_frames * bits_per_code(codebook_size) + 7) // 8
+
+
+def file_size(n_q: int, num_frames: int, codebook_size: int) -> int:
+    """Exact ``.tlc`` file size in bytes: payload plus the 32-byte header and CRC."""
+    return OVERHEAD_BYTES + payload_bytes(n_q, num_frames, codebook_size)
+
+
+def _field(name: str, value, lo: int, hi: int) -> int:
+    """``value`` as an int in ``[lo, hi]``, else BitstreamError."""
+    try:
+        as_int = int(value)
+        ok = as_int == value and lo <= as_int <= hi and not isinstance(value, bool)
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise BitstreamError(f"{name}={value!r} is not an integer in {lo}..{hi}, as the .tlc format needs")
+    return as_int
+
+
+def _frames_match(num_frames: int, num_samples: int, hop_length: int) -> bool:
+    return abs(num_frames * hop_length - num_samples) < hop_length
+
+
+def _pack_bits(flat: np.ndarray, bits: int) -> bytes:
+    """Pack non-negative integers < 2**bits, ``bits`` bits each, MSB first."""
+    if flat.size == 0:
+        return b""
+    if bits == 8:
+        return flat.astype(np.uint8).tobytes()
+    if bits == 16:
+        return flat.astype(">u2").tobytes()
+    # Each code as 16 big-endian bits; keep the low ``bits`` columns and pack them back to back.
+    bitmat = np.unpackbits(flat.astype(">u2").view(np.uint8)).reshape(-1, 16)[:, 16 - bits:]
+    return np.packbits(bitmat.reshape(-1)).tobytes()
+
+
+def _unpack_bits(payload: bytes, count: int, bits: int) -> np.ndarray:
+    """Inverse of :func:`_pack_bits`; returns ``count`` values as int64. Padding must be zero."""
+    raw = np.frombuffer(payload, dtype=np.uint8)
+    if count == 0:
+        return np.zeros(0, dtype=np.int64)
+    if bits == 8:
+        return raw.astype(np.int64)
+    if bits == 16:
+        return raw.view(">u2").astype(np.int64)
+    allbits = np.unpackbits(raw)
+    if allbits[count * bits:].any():
+        raise ValueError("nonzero padding bits")
+    bitmat = allbits[: count * bits].reshape(count, bits)
+    out = np.zeros(count, dtype=np.int64)
+    for i in range(bits):
+        out <<= 1
+        out |= bitmat[:, i]
+    return out
+
+
+# -------------------------------------------------------------------------------- pack/unpack
+def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int) -> bytes:
+    """Serialise codes of shape ``(n_q, frames)`` into ``.tlc`` bytes.
+
+    ``codes`` may be a numpy array or a CPU torch tensor of integers in ``[0, codebook_size)``.
+    Raises :class:`BitstreamError` when the codes or fields cannot be represented.
+    """
+    if hasattr(codes, "detach"):  # torch tensor
+        codes = codes.detach().cpu().numpy()
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise BitstreamError(f"codes must have shape (n_q, frames), got shape {codes.shape}")
+    if not (np.issubdtype(codes.dtype, np.integer) or codes.dtype == np.bool_):
+        raise BitstreamError(f"codes must be integers, got dtype {codes.dtype}")
+    n_q, frames = codes.shape
+    bits = bits_per_code(codebook_size)
+    if not 1 <= n_q <= MAX_N_Q:
+        raise BitstreamError(f"n_q must be between 1 and {MAX_N_Q}, got {n_q}")
+    sample_rate = _field("sample_rate", sample_rate, 1, MAX_SAMPLE_RATE)
+    hop_length = _field("hop_length", hop_length, 1, _U16)
+    num_samples = _field("num_samples", num_samples, 0, _U32)
+    if frames > _U32:
+        raise BitstreamError(f"too many frames for the .tlc format: {frames}")
+    if not _frames_match(frames, num_samples, hop_length):
+        raise BitstreamError(
+            f"{frames} frames of hop {hop_length} do not match {num_samples} samples "
+            f"(need |frames*hop - samples| < hop)")
+    if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= (1 << bits)):
+        raise BitstreamError(f"codes must lie in [0, {1 << bits}), got range [{codes.min()}, {codes.max()}]")
+    payload = _pack_bits(np.ascontiguousarray(codes.T).reshape(-1), bits)
+    if len(payload) > _U32:
+        raise BitstreamError(f"payload too large for the .tlc format: {len(payload)} bytes")
+    header = _HEADER.pack(MAGIC, VERSION, n_q, bits, 0, sample_rate, hop_length, 0, num_samples, frames, len(payload))
+    body = header + payload
+    return body + _CRC.pack(zlib.crc32(body))
+
+
+def _check_header(data: bytes, source: str):
+    """Validate magic and version; return the unpacked header fields."""
+    if len(data) < HEADER_BYTES:
+        if len(data) >= 4 and data[:4] != MAGIC:
+            raise BitstreamError(f"{source}: not a TeluCodec bitstream (bad magic {bytes(data[:4])!r})")
+        raise BitstreamError(f"{source}: truncated ({len(data)} bytes, header needs {HEADER_BYTES})")
+    fields = _HEADER.unpack_from(data, 0)
+    if fields[0] != MAGIC:
+        raise BitstreamError(f"{source}: not a TeluCodec bitstream (bad magic {fields[0]!r})")
+    if fields[1] != VERSION:
+        raise BitstreamError(f"{source}: unsupported .tlc version {fields[1]} (this reader handles {VERSION})")
+    return fields
+
+
+def unpack(data: bytes, *, source: str = "bitstream") -> Bitstream:
+    """Parse ``.tlc`` bytes.  ``source`` names the input in error messages.
+
+    Everything is validated; any problem raises :class:`BitstreamError` with a one-line message.
+    Nothing larger than ``len(data)`` is ever allocated.
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BitstreamError(f"{source}: expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    _, _, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen = _check_header(data, source)
+    expected = OVERHEAD_BYTES + plen
+    if len(data) < expected:
+        raise BitstreamError(f"{source}: truncated ({len(data)} bytes, header declares {expected})")
+    if len(data) > expected:
+        raise BitstreamError(f"{source}: {len(data) - expected} trailing bytes after the end of the stream")
+    body_end = HEADER_BYTES + plen
+    (crc,) = _CRC.unpack_from(data, body_end)
+    if zlib.crc32(data[:body_end]) != crc:
+        raise BitstreamError(f"{source}: CRC mismatch, the file is corrupted")
+    # Fields are covered by the CRC, so failures below mean a buggy or hostile writer.
+    if flags != 0 or reserved != 0:
+        raise BitstreamError(f"{source}: reserved header fields are not zero")
+    if not 1 <= n_q <= MAX_N_Q:
+        raise BitstreamError(f"{source}: n_q={n_q} out of range 1..{MAX_N_Q}")
+    if not 1 <= bits <= MAX_BITS:
+        raise BitstreamError(f"{source}: {bits} bits per code out of range 1..{MAX_BITS}")
+    if not 1 <= sr <= MAX_SAMPLE_RATE:
+        raise BitstreamError(f"{source}: sample rate {sr} out of range")
+    if hop < 1:
+        raise BitstreamError(f"{source}: hop length is 0")
+    if not _frames_match(frames, num_samples, hop):
+        raise BitstreamError(f"{source}: {frames} frames of hop {hop} do not match {num_samples} samples")
+    count = n_q * frames  # Python int, cannot overflow
+    if (count * bits + 7) // 8 != plen:
+        raise BitstreamError(
+            f"{source}: payload is {plen} bytes but {n_q} x {frames} codes of {bits} bits need {(count * bits + 7) // 8}")
+    try:
+        flat = _unpack_bits(data[HEADER_BYTES:body_end], count, bits)
+    except ValueError:
+        raise BitstreamError(f"{source}: nonzero padding bits at the end of the payload") from None
+    codes = np.ascontiguousarray(flat.reshape(frames, n_q).T)
+    return Bitstream(codes=codes, sample_rate=sr, codebook_size=1 << bits, hop_length=hop, num_samples=num_samples)
+
+
+# ------------------------------------------------------------------------------------- files
+def write_tlc(path, codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int) -> Path:
+    """Write a ``.tlc`` file atomically (temporary file in the same folder, fsync, ``os.replace``).
+
+    Either the complete new file is at ``path`` afterwards or, if anything fails, the previous
+    content (if any) is untouched.  Returns the path.
+    """
+    path = Path(path)
+    data = pack(codes, sample_rate=sample_rate, codebook_size=codebook_size, hop_length=hop_length,
+                num_samples=num_samples)
+    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as e:
+        _unlink_quietly(tmp)
+        raise BitstreamError(f"cannot write {path}: {e.strerror or e}") from None
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    return path
+
+
+def read_tlc(path) -> Bitstream:
+    """Read and validate a ``.tlc`` file.  Errors name the file.
+
+    The header is read and checked against the file size first, so a large non-``.tlc`` file or
+    a header with absurd sizes is rejected without reading the whole file.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            head = f.read(HEADER_BYTES)
+            fields = _check_header(head, str(path))
+            expected = OVERHEAD_BYTES + fields[-1]
+            if size < expected:
+                raise BitstreamError(f"{path}: truncated ({size} bytes, header declares {expected})")
+            if size > expected:
+                raise BitstreamError(f"{path}: {size - expected} trailing bytes after the end of the stream")
+            data = head + f.read(expected - HEADER_BYTES)
+    except FileNotFoundError:
+        raise BitstreamError(f"no such file: {path}") from None
+    except IsADirectoryError:
+        raise BitstreamError(f"{path}: is a directory, not a .tlc file") from None
+    except OSError as e:
+        raise BitstreamError(f"cannot read {path}: {e.strerror or e}") from None
+    return unpack(data, source=str(path))
+
+
+def _unlink_quietly(p: Path) -> None:
+    try:
+        os.unlink(p)
+    except OSError:
+        pass

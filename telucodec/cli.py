@@ -1,0 +1,149 @@
+"""`python -m telucodec {train,encode,decode,bench,experiments}`. User errors print one line and exit 2."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from dataclasses import replace
+from pathlib import Path
+
+
+def _train_parser(sub):
+    p = sub.add_parser("train", help="train a codec (the story's command line works unchanged)")
+    p.add_argument("--data_dir", default=None, help="folder tree of wav/flac/ogg/mp3 (default: embedded corpus)")
+    p.add_argument("--checkpoint_dir", default="checkpoints")
+    p.add_argument("--experiment_name", default="telucodec")
+    p.add_argument("--preset", default="ci", choices=["ci", "small", "full"])
+    p.add_argument("--fixes", default="all", help="all, none, a comma list of fix names, or all-<name>")
+    p.add_argument("--batch_size", type=int)
+    p.add_argument("--num_epochs", type=int)
+    p.add_argument("--steps", type=int, help="optimizer steps (overrides --num_epochs)")
+    p.add_argument("--learning_rate", type=float)
+    p.add_argument("--optimizer", choices=["adamw", "adam"], help="adamw with warm-up (default) or plain adam")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    p.add_argument("--amp", choices=["bf16", "fp16", "off"], help="mixed precision (default: the preset's)")
+    p.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint")
+    p.add_argument("--checkpoint_every", type=int)
+    p.add_argument("--on_nonfinite", choices=["stop", "skip"], help="stop (default) or skip NaN/inf steps")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--inject_nonfinite_at", type=int, help=argparse.SUPPRESS)  # for the fault tests
+    return p
+
+
+def cmd_train(args):
+    import torch
+    from .config import preset
+    from .fixes import Fixes
+    from .train import fit
+    p = preset(args.preset)
+    changes = {k: getattr(args, k) for k in ("batch_size", "num_epochs", "learning_rate", "optimizer", "amp",
+                                             "checkpoint_every", "on_nonfinite", "seed")
+               if getattr(args, k) is not None}
+    tcfg = replace(p.train, **changes)
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" and tcfg.amp != "off" and args.amp is None:
+        tcfg = replace(tcfg, amp="off")                            # the preset's bf16 is meant for GPUs
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise _Usage("--device cuda was asked for but no CUDA GPU is available")
+    try:
+        fixes = Fixes.parse(args.fixes)
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
+    result = fit(args.preset, fixes, None, train_config=tcfg, steps=args.steps, data_dir=args.data_dir,
+                 checkpoint_dir=args.checkpoint_dir, experiment_name=args.experiment_name, device=device,
+                 resume=args.resume, inject_nonfinite_at=args.inject_nonfinite_at)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"done: {result.step} steps in {result.seconds:.1f} s; checkpoints in {result.run_dir}")
+
+
+def _encode_parser(sub):
+    p = sub.add_parser("encode", help="encode audio to a .tlc bitstream")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
+    p.add_argument("--kbps", type=float, default=6.0, choices=[1.5, 3.0, 6.0])
+    return p
+
+
+def cmd_encode(args):
+    from . import bitstream
+    from .audio_io import read_audio
+    from .inference import load
+    model = load(args.checkpoint)
+    wav = read_audio(args.input, model.sample_rate)
+    codes = model.encode(wav, model.sample_rate, kbps=args.kbps)
+    bitstream.write_tlc(args.output, codes, sample_rate=model.sample_rate, codebook_size=model.config.codebook_size,
+                        hop_length=model.config.hop_length, num_samples=len(wav))
+    size = Path(args.output).stat().st_size
+    print(f"{args.input}: {len(wav) / model.sample_rate:.2f} s -> {args.output}: {size} bytes "
+          f"({size * 8 / (len(wav) / model.sample_rate) / 1000:.2f} kbps with header)")
+
+
+def _decode_parser(sub):
+    p = sub.add_parser("decode", help="decode a .tlc bitstream to a wav file")
+    p.add_argument("input")
+    p.add_argument("output")
+    p.add_argument("--checkpoint", default=None, help="the checkpoint that encoded it (default: the shipped model)")
+    return p
+
+
+def cmd_decode(args):
+    from . import bitstream
+    from .audio_io import write_audio
+    from .errors import BitstreamError
+    from .inference import load
+    stream = bitstream.read_tlc(args.input)
+    model = load(args.checkpoint)
+    if (stream.sample_rate, stream.codebook_size, stream.hop_length) != \
+            (model.sample_rate, model.config.codebook_size, model.config.hop_length):
+        raise BitstreamError(f"{args.input} was made by a codec with another sample rate, codebook size or hop "
+                             f"length than {model.source}")
+    wav = model.decode(stream.codes, stream.num_samples)
+    write_audio(args.output, wav, model.sample_rate)
+    print(f"{args.input} -> {args.output}: {len(wav) / model.sample_rate:.2f} s at {model.sample_rate} Hz")
+
+
+class _Usage(Exception):
+    pass
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m telucodec", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    _train_parser(sub)
+    _encode_parser(sub)
+    _decode_parser(sub)
+    b = sub.add_parser("bench", help="quality or speed benchmarks (see book/benchmarks.md)", add_help=False)
+    b.add_argument("rest", nargs=argparse.REMAINDER)
+    e = sub.add_parser("experiments", help="the GPU ablation run (see scripts/gpu_run.sh)", add_help=False)
+    e.add_argument("rest", nargs=argparse.REMAINDER)
+    args = parser.parse_args(argv)
+
+    from .errors import BadAudioWarning, TeluCodecError
+    warnings.simplefilter("always", BadAudioWarning)
+    warnings.showwarning = _one_line_warning
+    try:
+        if args.command == "train":
+            cmd_train(args)
+        elif args.command == "encode":
+            cmd_encode(args)
+        elif args.command == "decode":
+            cmd_decode(args)
+        elif args.command == "bench":
+            from . import bench
+            return bench.main(args.rest) or 0
+        elif args.command == "experiments":
+            from . import experiments
+            return experiments.main(args.rest) or 0
+    except (TeluCodecError, _Usage) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"warning: {message}", file=sys.stderr)

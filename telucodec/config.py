@@ -1,0 +1,130 @@
+"""Model and training configurations, and the three presets (ci, small, full)."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    """Architecture of the codec. Hop length = product of strides; frame rate = sample_rate / hop."""
+
+    sample_rate: int = 16000
+    channels: int = 32                  # channels after the first conv; doubled at each downsampling
+    strides: tuple = (2, 4, 5, 8)        # hop 320 samples -> 50 frames/s at 16 kHz
+    dilations: tuple = (1, 3, 9)         # one residual unit per dilation, in each block
+    latent_dim: int = 128               # dimension of the encoder output and of each code vector
+    n_q: int = 12                       # codebooks: 12 x 10 bits x 50 frames/s = 6 kbps
+    codebook_size: int = 1024
+    commitment_weight: float = 0.25      # beta
+    ema_decay: float = 0.99
+    kmeans_init: bool = False            # initialise codebooks by k-means on the first batch
+    dead_code_threshold: float = 0.5     # EMA usage (assignments per batch) below which a code is re-seeded
+    quantizer_dropout: float = 0.5       # probability of training a step with fewer codebooks
+    n_q_choices: tuple = (3, 6, 12)      # ...drawn from these counts: 1.5, 3 and 6 kbps
+
+    def __post_init__(self):
+        if self.codebook_size & (self.codebook_size - 1) or self.codebook_size < 2:
+            raise ValueError("codebook_size must be a power of two >= 2")
+        if not 1 <= self.n_q <= 32:
+            raise ValueError("n_q must be in 1..32")
+
+    @property
+    def hop_length(self) -> int:
+        return math.prod(self.strides)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.sample_rate / self.hop_length
+
+    @property
+    def bits_per_code(self) -> int:
+        return int(math.log2(self.codebook_size))
+
+    def bitrate(self, n_q: int | None = None) -> float:
+        """Bits per second with n_q codebooks: frames/s x n_q x log2(codebook size)."""
+        return self.frame_rate * (n_q or self.n_q) * self.bits_per_code
+
+    def n_q_for_kbps(self, kbps: float) -> int:
+        """The number of codebooks whose bitrate is closest to `kbps` without exceeding n_q."""
+        per_q = self.frame_rate * self.bits_per_code / 1000
+        n = max(1, min(self.n_q, round(kbps / per_q)))
+        return n
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "CodecConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. `steps` wins over `num_epochs` when both are given."""
+
+    batch_size: int = 8
+    segment_seconds: float = 0.5
+    learning_rate: float = 1e-3
+    adam_betas: tuple = (0.8, 0.99)
+    weight_decay: float = 0.0
+    warmup_steps: int = 20
+    max_grad_norm: float = 1.0           # gradient-norm clipping (every run)
+    num_epochs: int = 1
+    steps: int | None = None
+    checkpoint_every: int = 100
+    eval_clips: int = 8                  # validation clips used for the per-epoch diagnostics
+    corpus_minutes: float = 1.5          # minutes of embedded corpus when no --data_dir is given
+    val_fraction: float = 0.1
+    seed: int = 0
+    amp: str = "off"                     # "bf16", "fp16" or "off"
+    on_nonfinite: str = "stop"           # "stop" or "skip" a step whose loss or gradients are NaN/inf
+    optimizer: str = "adamw"             # "adamw" (with warm-up) or "adam" (the story's plain Adam)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+
+
+@dataclass(frozen=True)
+class Preset:
+    codec: CodecConfig
+    train: TrainConfig
+    description: str = ""
+
+
+PRESETS = {
+    # Trains in seconds on a laptop CPU: what CI and the stored notebook outputs use.
+    "ci": Preset(
+        CodecConfig(channels=8, strides=(4, 8, 10), dilations=(1,), latent_dim=32),
+        TrainConfig(batch_size=8, segment_seconds=0.5, corpus_minutes=1.5, checkpoint_every=100, eval_clips=6),
+        "about 0.15M convolution parameters; about 10 steps/s on 2 CPU cores",
+    ),
+    # Minutes on a CPU, seconds on a GPU.
+    "small": Preset(
+        CodecConfig(channels=16, dilations=(1, 3), latent_dim=64),
+        TrainConfig(batch_size=16, segment_seconds=1.0, corpus_minutes=5.0, checkpoint_every=200, eval_clips=12),
+        "about 0.5M parameters",
+    ),
+    # The GPU model.
+    "full": Preset(
+        CodecConfig(channels=32, dilations=(1, 3, 9), latent_dim=128),
+        TrainConfig(batch_size=32, segment_seconds=1.0, corpus_minutes=12.0, checkpoint_every=500,
+                    eval_clips=24, amp="bf16"),
+        "a few million parameters; trained on an H100",
+    ),
+}
+
+
+def preset(name: str) -> Preset:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}") from None

@@ -1,0 +1,117 @@
+"""Using a trained codec: load it, encode waveforms to integer codes, decode codes to waveforms."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import checkpoint as ckpt
+from .config import CodecConfig, preset
+from .errors import CheckpointError, TeluCodecError
+from .fixes import Fixes
+from .model import Codec
+from .paths import RESULTS_DIR
+
+PRETRAINED = RESULTS_DIR / "pretrained" / "telucodec.safetensors"
+
+
+class CodecModel:
+    """A trained codec with a numpy-friendly interface. Mono in, mono out; any input rate is resampled."""
+
+    def __init__(self, codec: Codec, device: str = "cpu", source: str = ""):
+        self.codec = codec.to(device).eval()
+        self.device, self.source = device, source
+
+    @property
+    def sample_rate(self) -> int:
+        return self.codec.config.sample_rate
+
+    @property
+    def config(self) -> CodecConfig:
+        return self.codec.config
+
+    def kbps_to_n_q(self, kbps: float) -> int:
+        n = self.config.n_q_for_kbps(kbps)
+        if abs(self.config.bitrate(n) / 1000 - kbps) > 1e-6:
+            rates = ", ".join(f"{self.config.bitrate(k) / 1000:g}" for k in self.config.n_q_choices)
+            raise TeluCodecError(f"this model cannot code at {kbps} kbps; choose one of {rates}")
+        return n
+
+    @classmethod
+    def untrained(cls, preset_name: str = "ci", seed: int = 0, fixes: Fixes = Fixes.all()) -> "CodecModel":
+        """A randomly initialised codec (for tests and speed benchmarks, not for listening)."""
+        torch.manual_seed(seed)
+        return cls(Codec(preset(preset_name).codec, fixes), source=f"untrained {preset_name}")
+
+    def _prepare(self, wav, sample_rate: int) -> torch.Tensor:
+        wav = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
+        wav = wav.astype(np.float32)
+        if wav.ndim == 2:                                      # (channels, time) or (time, channels)
+            wav = wav.mean(axis=0 if wav.shape[0] < wav.shape[1] else 1)
+        if wav.ndim != 1 or wav.size == 0:
+            raise TeluCodecError("expected a non-empty mono waveform (1-D array)")
+        if not np.isfinite(wav).all():
+            raise TeluCodecError("the waveform contains NaN or inf samples")
+        if sample_rate != self.sample_rate:
+            from scipy.signal import resample_poly
+            g = np.gcd(int(sample_rate), self.sample_rate)
+            wav = resample_poly(wav, self.sample_rate // g, int(sample_rate) // g).astype(np.float32)
+        return torch.from_numpy(wav)[None, None].to(self.device)
+
+    def encode(self, wav, sample_rate: int, kbps: float = 6.0) -> np.ndarray:
+        """Waveform (1-D, any rate) -> codes, int64 array of shape (n_q, frames)."""
+        x = self._prepare(wav, sample_rate)
+        codes = self.codec.encode_tensor(x, self.kbps_to_n_q(kbps))
+        return codes[0].cpu().numpy().astype(np.int64)
+
+    def decode(self, codes, num_samples: int | None = None) -> np.ndarray:
+        """Codes (n_q, frames) -> float32 waveform at self.sample_rate (trimmed to num_samples if given)."""
+        codes = torch.as_tensor(np.asarray(codes), dtype=torch.long, device=self.device)
+        if codes.ndim != 2 or codes.shape[0] > self.config.n_q or codes.max() >= self.config.codebook_size \
+                or codes.min() < 0:
+            raise TeluCodecError("codes must be (n_q, frames) integers in [0, codebook_size)")
+        wav = self.codec.decode_tensor(codes[None], num_samples)
+        return wav[0, 0].float().cpu().numpy()
+
+    def state(self) -> dict:
+        return {"codec_config": self.config.to_dict(), "fixes": self.codec.fixes.to_dict()}
+
+
+def load(path=None, device: str = "cpu") -> CodecModel:
+    """A training checkpoint (.pt, loaded with weights_only=True), a .safetensors export, or a checkpoint folder
+    (its newest good checkpoint). None = the pretrained checkpoint shipped under results/pretrained/."""
+    if path is None:
+        path = PRETRAINED
+        if not path.exists():
+            raise CheckpointError(f"no pretrained checkpoint is shipped yet ({path}); train one with "
+                                  f"`python -m telucodec train` and pass --checkpoint")
+    path = Path(path)
+    if path.is_dir():
+        found = ckpt.load_latest_good(path)
+        if found is None:
+            raise CheckpointError(f"no checkpoint in {path}")
+        state = found[1]
+    elif path.suffix == ".safetensors":
+        tensors, meta = ckpt.load_weights_safetensors(path)
+        import json
+        state = {"model": tensors, "codec_config": json.loads(meta["codec_config"]),
+                 "fixes": json.loads(meta["fixes"])}
+    else:
+        state = ckpt.load_checkpoint(path)
+    try:
+        codec = Codec(CodecConfig.from_dict(state["codec_config"]), Fixes.from_dict(state["fixes"]))
+        codec.load_state_dict(state["model"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a TeluCodec checkpoint ({type(exc).__name__})") from None
+    return CodecModel(codec, device, source=str(path))
+
+
+def export_safetensors(model: CodecModel | Codec, path, extra: dict | None = None):
+    """Write the weights and config as a .safetensors file (for shipping a pretrained model)."""
+    import json
+    codec = model.codec if isinstance(model, CodecModel) else model
+    meta = {"codec_config": json.dumps(codec.config.to_dict()), "fixes": json.dumps(codec.fixes.to_dict())}
+    meta.update({k: str(v) for k, v in (extra or {}).items()})
+    ckpt.save_weights_safetensors(path, {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()},
+                                  meta)

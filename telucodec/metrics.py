@@ -1,0 +1,81 @@
+"""Quality metrics. All take a reference and an estimate (numpy 1-D or torch tensors) and return a float."""
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+
+from .spectral import mel_distance as _mel_distance
+
+
+def _np(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().float().cpu().numpy()
+    return np.asarray(x, dtype=np.float64).reshape(-1)
+
+
+def _aligned(ref, est):
+    ref, est = _np(ref), _np(est)
+    n = min(len(ref), len(est))
+    return ref[:n], est[:n]
+
+
+def snr(ref, est) -> float:
+    """Signal-to-noise ratio in dB: 10 log10(sum ref^2 / sum (ref - est)^2). 0 dB for a silent output."""
+    ref, est = _aligned(ref, est)
+    noise = np.sum((ref - est) ** 2)
+    return float(10 * np.log10(np.sum(ref ** 2) / max(noise, 1e-20) + 1e-20))
+
+
+def si_snr(ref, est) -> float:
+    """Scale-invariant SNR in dB (zero-mean, estimate projected on the reference): blind to the output level."""
+    ref, est = _aligned(ref, est)
+    ref, est = ref - ref.mean(), est - est.mean()
+    target = (est @ ref) / max(ref @ ref, 1e-20) * ref
+    noise = est - target
+    return float(10 * np.log10(max(target @ target, 1e-20) / max(noise @ noise, 1e-20)))
+
+
+def range_ratio(ref, est) -> float:
+    """The story's diagnostic: output peak-to-peak divided by input peak-to-peak (1.0 = same range)."""
+    ref, est = _aligned(ref, est)
+    return float(np.ptp(est) / max(np.ptp(ref), 1e-12))
+
+
+def mel_distance(ref, est, sample_rate: int = 16000) -> float:
+    """Multi-resolution log10-mel L1 distance (lower is better; 0 for identical signals)."""
+    ref, est = _aligned(ref, est)
+    return float(_mel_distance(torch.from_numpy(est).float()[None], torch.from_numpy(ref).float()[None],
+                               sample_rate))
+
+
+def pesq_wb(ref, est, sample_rate: int = 16000) -> float:
+    """Wideband PESQ (ITU-T P.862.2) MOS-LQO, 1.0-4.64, through the `pesq` package (16 kHz only).
+    Returns NaN (with a warning) when PESQ cannot score the pair, e.g. no speech detected."""
+    from pesq import pesq
+    ref, est = _aligned(ref, est)
+    if sample_rate != 16000:
+        raise ValueError("pesq_wb needs 16 kHz audio")
+    try:
+        return float(pesq(16000, ref.astype(np.float32), est.astype(np.float32), "wb"))
+    except Exception as exc:  # pesq raises NoUtterancesError etc. on silent input
+        warnings.warn(f"PESQ could not score this pair: {exc}")
+        return float("nan")
+
+
+def stoi(ref, est, sample_rate: int = 16000) -> float:
+    """Short-time objective intelligibility (0-1), through the `pystoi` package."""
+    from pystoi import stoi as _stoi
+    ref, est = _aligned(ref, est)
+    return float(_stoi(ref, est, sample_rate, extended=False))
+
+
+def summary(ref, est, sample_rate: int = 16000, perceptual: bool = False) -> dict:
+    """SNR, SI-SNR, range ratio, mel distance (and PESQ-WB, STOI when `perceptual`)."""
+    out = {"snr_db": snr(ref, est), "si_snr_db": si_snr(ref, est), "range_ratio": range_ratio(ref, est),
+           "mel_distance": mel_distance(ref, est, sample_rate)}
+    if perceptual:
+        out["pesq_wb"] = pesq_wb(ref, est, sample_rate)
+        out["stoi"] = stoi(ref, est, sample_rate)
+    return out

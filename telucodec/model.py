@@ -1,0 +1,149 @@
+"""The codec: a strided convolutional encoder, a residual vector quantizer and a mirrored decoder ending in tanh."""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import CodecConfig
+from .fixes import Fixes
+from .quantizer import ResidualVQ
+
+
+class ResidualUnit(nn.Module):
+    """x + conv1x1(elu(conv7_dilated(elu(x)))): widens the receptive field without changing the length."""
+
+    def __init__(self, channels: int, dilation: int):
+        super().__init__()
+        self.conv1 = nn.Conv1d(channels, channels, 7, dilation=dilation, padding=3 * dilation)
+        self.conv2 = nn.Conv1d(channels, channels, 1)
+
+    def forward(self, x):
+        return x + self.conv2(F.elu(self.conv1(F.elu(x))))
+
+
+class EncoderBlock(nn.Sequential):
+    """Residual units, then a strided conv that divides the length by `stride` and doubles the channels."""
+
+    def __init__(self, channels: int, stride: int, dilations):
+        super().__init__(
+            *[ResidualUnit(channels, d) for d in dilations],
+            nn.ELU(),
+            nn.Conv1d(channels, 2 * channels, 2 * stride, stride=stride, padding=(stride + 1) // 2),
+        )
+
+
+class DecoderBlock(nn.Sequential):
+    """A transposed conv that multiplies the length by `stride` and halves the channels, then residual units."""
+
+    def __init__(self, channels: int, stride: int, dilations):
+        super().__init__(
+            nn.ELU(),
+            nn.ConvTranspose1d(channels, channels // 2, 2 * stride, stride=stride,
+                               padding=stride // 2 + stride % 2, output_padding=stride % 2),
+            *[ResidualUnit(channels // 2, d) for d in dilations],
+        )
+
+
+class Encoder(nn.Sequential):
+    def __init__(self, cfg: CodecConfig):
+        ch = cfg.channels
+        layers = [nn.Conv1d(1, ch, 7, padding=3)]
+        for s in cfg.strides:
+            layers.append(EncoderBlock(ch, s, cfg.dilations))
+            ch *= 2
+        layers += [nn.ELU(), nn.Conv1d(ch, cfg.latent_dim, 3, padding=1)]
+        super().__init__(*layers)
+
+
+class Decoder(nn.Module):
+    """Mirror of the encoder. Ends in tanh; with fix 3, a learnable scale multiplies the tanh output."""
+
+    def __init__(self, cfg: CodecConfig, fixes: Fixes):
+        super().__init__()
+        ch = cfg.channels * 2 ** len(cfg.strides)
+        layers = [nn.Conv1d(cfg.latent_dim, ch, 7, padding=3)]
+        for s in reversed(cfg.strides):
+            layers.append(DecoderBlock(ch, s, cfg.dilations))
+            ch //= 2
+        layers += [nn.ELU(), nn.Conv1d(ch, 1, 7, padding=3)]
+        self.body = nn.Sequential(*layers)
+        if fixes.output_scale:                                    # fix 3
+            self.output_scale = nn.Parameter(torch.tensor(float(fixes.output_scale_init)))
+        else:
+            self.output_scale = None
+
+    def forward(self, latent):
+        y = torch.tanh(self.body(latent))
+        return y * self.output_scale if self.output_scale is not None else y
+
+
+class Codec(nn.Module):
+    """Encoder -> ResidualVQ -> Decoder. Input and output are waveforms shaped (batch, 1, samples)."""
+
+    def __init__(self, config: CodecConfig = CodecConfig(), fixes: Fixes = Fixes()):
+        super().__init__()
+        self.config, self.fixes = config, fixes
+        self.encoder = Encoder(config)
+        self.quantizer = ResidualVQ(config.latent_dim, config.n_q, config.codebook_size, fixes,
+                                    config.commitment_weight, config.ema_decay, config.dead_code_threshold,
+                                    config.kmeans_init)
+        self.decoder = Decoder(config, fixes)
+
+    @property
+    def hop_length(self) -> int:
+        return self.config.hop_length
+
+    @property
+    def frame_rate(self) -> float:
+        return self.config.frame_rate
+
+    def bitrate(self, n_q: int | None = None) -> float:
+        """Bits per second at n_q codebooks (default: all)."""
+        return self.config.bitrate(n_q)
+
+    def _pad(self, wav):
+        length = wav.shape[-1]
+        pad = (-length) % self.hop_length
+        return (F.pad(wav, (0, pad)) if pad else wav), length
+
+    def sample_n_q(self) -> int:
+        """Quantizer dropout: with probability p, train this step with fewer codebooks (from n_q_choices)."""
+        cfg = self.config
+        if not self.training or cfg.quantizer_dropout <= 0:
+            return cfg.n_q
+        if torch.rand(()) >= cfg.quantizer_dropout:
+            return cfg.n_q
+        choices = [n for n in cfg.n_q_choices if n <= cfg.n_q] or [cfg.n_q]
+        return choices[int(torch.randint(len(choices), ()))]
+
+    def forward(self, wav: torch.Tensor, n_q: int | None = None) -> dict:
+        """Encode, quantize and decode. Returns the output waveform, codes, the VQ loss and diagnostics."""
+        padded, length = self._pad(wav)
+        z = self.encoder(padded)
+        n_q = n_q or self.sample_n_q()
+        vq = self.quantizer(z.float(), n_q)
+        out = self.decoder(vq["quantized"].to(z.dtype))[..., :length]
+        return {"wav": out, "z": z, "n_q": n_q, **vq}
+
+    @torch.no_grad()
+    def encode_tensor(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
+        """(B, 1, T) waveform -> (B, n_q, frames) integer codes."""
+        padded, _ = self._pad(wav)
+        z = self.encoder(padded).float()
+        was_training = self.quantizer.training
+        self.quantizer.eval()
+        codes = self.quantizer(z, n_q or self.config.n_q)["codes"]
+        self.quantizer.train(was_training)
+        return codes
+
+    @torch.no_grad()
+    def decode_tensor(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
+        """(B, n_q, frames) codes -> (B, 1, samples) waveform, trimmed to `length` if given."""
+        out = self.decoder(self.quantizer.decode_codes(codes))
+        return out[..., :length] if length is not None else out
+
+    def parameter_groups(self) -> dict:
+        """Parameter counts per part (encoder, quantizer, decoder)."""
+        count = lambda m: sum(p.numel() for p in m.parameters())
+        return {"encoder": count(self.encoder), "quantizer": count(self.quantizer), "decoder": count(self.decoder)}

@@ -1,0 +1,14 @@
+"""Where TeluCodec keeps generated data (cache) and committed results."""
+import os
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+RESULTS_DIR = REPO_DIR / "results"
+
+
+def cache_dir() -> Path:
+    """The cache folder: $TELUCODEC_CACHE, or ~/.cache/telucodec. Created on first use."""
+    path = Path(os.environ.get("TELUCODEC_CACHE", Path.home() / ".cache" / "telucodec")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
