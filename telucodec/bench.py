@@ -210,7 +210,8 @@ def _load_telucodec(checkpoint, quick: bool):
         if quick:
             model = telucodec.CodecModel.untrained("ci", seed=0)
             return model, f"UNTRAINED 'ci' model (--quick code-path check; no checkpoint: {exc})"
-        return None, f"pending checkpoint: no TeluCodec checkpoint given and none shipped ({exc})"
+        return None, ("pending checkpoint: no --checkpoint given and no shipped checkpoint "
+                      "(results/pretrained/telucodec.safetensors)")
 
 
 def _metrics(ref, est) -> dict:
@@ -259,6 +260,13 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
             row.update(status="pending checkpoint", note=model_desc)
             rows.append(row)
             continue
+        if family == "telucodec":
+            try:
+                model.kbps_to_n_q(kbps)
+            except TeluCodecError as exc:
+                row.update(status="unsupported", note=str(exc))
+                rows.append(row)
+                continue
         if family != "telucodec" and key in unavailable:
             row.update(status="skipped", note=unavailable[key])
             rows.append(row)
@@ -344,7 +352,11 @@ def quality_markdown(result: dict) -> str:
             pesq += f" ({r['pesq_scored']}/{result['clips']} clips)"
         lines.append(f"| {r['label']} | {r['target_kbps']:g} | {r['kbps_spent']:.2f} | {pesq} | {_fmt(r['stoi'], 3)} "
                      f"| {_fmt(r['si_snr_db'], 1)} | {_fmt(r['mel_distance'], 3)} |")
-    notes = [f"- **{r['label']}**: {r['note']}" for r in result["rows"] if r.get("note")]
+    grouped: dict[str, list[str]] = {}
+    for r in result["rows"]:
+        if r.get("note"):
+            grouped.setdefault(r["note"], []).append(r["label"])
+    notes = [f"- **{', '.join(labels)}**: {note}" for note, labels in grouped.items()]
     return "\n".join(lines + ["", "Notes:", ""] + notes) + "\n"
 
 
@@ -545,6 +557,7 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
             raise TeluCodecError("device cuda asked for, but torch sees no CUDA GPU")
 
     t_start = time.time()
+    load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     tele_module, tele_desc = _telucodec_codec(checkpoint, preset)
     models = {"telucodec": (_Runner("telucodec", tele_module, n_q=tele_module.config.n_q_for_kbps(6.0)), tele_desc)}
     encodec_note = None
@@ -614,6 +627,7 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
         "rows": rows,
         "ratios_telucodec_over_encodec": ratios,
         "goal_50x_on_cpu": goal,
+        "load_average_at_start": load_at_start,
         "machine": machine_info(),
         "command": command,
         "wall_seconds": time.time() - t_start,
@@ -631,7 +645,10 @@ def speed_markdown(result: dict) -> str:
     lines = [
         f"{result['audio_seconds']:g} s of audio, median of {result['repeats']} timed runs after one warm-up. "
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs" + (f", GPU {m['gpu']}" if m.get("gpu") else "")
-        + f"; torch {m['torch']}.",
+        + f"; torch {m['torch']}."
+        + (f" Load average (1/5/15 min) at start {'/'.join(f'{x:.1f}' for x in result['load_average_at_start'])}, "
+           f"at end {'/'.join(f'{x:.1f}' for x in m['load_average_1_5_15min'])}."
+           if result.get("load_average_at_start") and m.get("load_average_1_5_15min") else ""),
         "",
     ]
     for key, d in result["models"].items():

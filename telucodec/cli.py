@@ -118,7 +118,11 @@ def main(argv=None) -> int:
     b.add_argument("rest", nargs=argparse.REMAINDER)
     e = sub.add_parser("experiments", help="the GPU ablation run (see scripts/gpu_run.sh)", add_help=False)
     e.add_argument("rest", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("bench", "experiments"):       # they parse their own options
+        args = argparse.Namespace(command=argv[0], rest=argv[1:])
+    else:
+        args = parser.parse_args(argv)
 
     from .errors import BadAudioWarning, TeluCodecError
     warnings.simplefilter("always", BadAudioWarning)

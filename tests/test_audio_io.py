@@ -11,6 +11,8 @@ from telucodec.audio_io import AudioReadError, read_audio, resample, write_audio
 from telucodec.errors import TeluCodecError
 
 SR = 16000
+HAS_MP3 = "MP3" in sf.available_formats()  # libsndfile >= 1.1 reads and writes MP3
+needs_mp3 = pytest.mark.skipif(not HAS_MP3, reason="this libsndfile cannot write MP3")
 
 
 def tone(seconds=1.0, sr=SR, freq=440.0, amp=0.5):
@@ -68,8 +70,10 @@ def test_native_rate_kept_with_none(tmp_path):
 
 def test_flac_ogg_mp3_and_telugu_filename(tmp_path):
     x = tone()
-    for name, kw in [("తెలుగు క్లిప్ 1.flac", {}), ("a b.ogg", {}),
-                     ("song.mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"})]:
+    files = [("తెలుగు క్లిప్ 1.flac", {}), ("a b.ogg", {})]
+    if HAS_MP3:
+        files.append(("song.mp3", {"format": "MP3", "subtype": "MPEG_LAYER_III"}))
+    for name, kw in files:
         path = tmp_path / name
         sf.write(path, x, SR, **kw)
         y = read_audio(path, SR)
@@ -77,6 +81,7 @@ def test_flac_ogg_mp3_and_telugu_filename(tmp_path):
         assert 0.3 < np.abs(y).max() < 0.7, name
 
 
+@needs_mp3
 def test_truncated_mp3_reads_what_is_there(tmp_path):
     good = tmp_path / "good.mp3"
     sf.write(good, tone(2.0), SR, format="MP3", subtype="MPEG_LAYER_III")
