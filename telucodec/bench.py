@@ -228,7 +228,8 @@ def _nanmean(values):
 
 
 def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *, max_seconds: float = 10.0,
-            split: str | None = None, quick: bool = False, baselines_to_run=None, command: str | None = None, progress=print) -> dict:
+            split: str | None = None, quick: bool = False, baselines_to_run=None, command: str | None = None,
+            progress=print) -> dict:
     """Score TeluCodec (1.5/3/6 kbps) and the classical baselines on held-out speech.
 
     Returns a dict with one row per system (mean metrics over clips, bits/s spent), per-clip values,
@@ -244,7 +245,7 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
     model, model_desc = _load_telucodec(checkpoint, quick)
     progress(f"quality: TeluCodec = {model_desc}")
 
-    systems = []  # (key, label, family, target_kbps, runner)
+    systems = []  # (key, label, family, target_kbps)
     for kbps in TELUCODEC_KBPS:
         systems.append((f"telucodec-{kbps:g}", f"TeluCodec {kbps:g} kbps", "telucodec", kbps))
     names = list(B.BASELINES) if baselines_to_run is None else list(baselines_to_run)
@@ -276,10 +277,14 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
         for name, wav in clips:
             seconds = len(wav) / SR
             if family == "telucodec":
-                codes = model.encode(wav, SR, kbps=kbps)
-                blob = bitstream.pack(codes, sample_rate=model.sample_rate, codebook_size=model.codec.config.codebook_size,
-                                      hop_length=model.codec.hop_length, num_samples=len(wav))
-                est = model.decode(codes, num_samples=len(wav))
+                codes = model.encode(wav, SR, kbps=kbps)  # resamples if the model runs at another rate
+                n_model = int(round(len(wav) * model.sample_rate / SR))
+                blob = bitstream.pack(codes, sample_rate=model.sample_rate,
+                                      codebook_size=model.codec.config.codebook_size,
+                                      hop_length=model.codec.hop_length, num_samples=n_model)
+                est = model.decode(codes, num_samples=n_model)
+                if model.sample_rate != SR:
+                    est = B.resample(est, model.sample_rate, SR)[: len(wav)]
                 bits += 8 * len(blob)
                 payload_bits += 8 * (len(blob) - bitstream.OVERHEAD_BYTES)
                 notes.add(f"{codes.shape[0]} codebooks x {model.codec.config.bits_per_code} bits x "
@@ -404,18 +409,17 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def _median_time(fn, device, repeats: int, warmup: int = 1) -> tuple[float, list]:
-    for _ in range(warmup):
-        fn()
+_CPU_TIMES: list = []  # (wall, process CPU) of every timed call, to spot a machine that is busy elsewhere
+
+
+def _timed(fn, device) -> float:
     _sync(device)
-    times = []
-    for _ in range(repeats):
-        _sync(device)
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    _sync(device)
+    wall = time.perf_counter() - t0
+    _CPU_TIMES.append((wall, time.process_time() - c0))
+    return wall
 
 
 def _telucodec_codec(checkpoint, preset_name):
@@ -495,40 +499,66 @@ class _Runner:
         return total_loss(est, wav, vq, self.sample_rate, Fixes.all())["total"]
 
 
-def _time_inference(runner: _Runner, seconds: float, repeats: int, device) -> dict:
+def _time_inference(runners: dict, seconds: float, repeats: int, device) -> dict:
+    """Encode and decode times for every model, interleaved: each repeat times model A, then model B, so
+    that a background load that comes and goes hits both alike.  One warm-up each; medians reported."""
     import torch
-    n = int(round(seconds * runner.sample_rate))
-    wav = torch.from_numpy(synthetic_speech(seconds, runner.sample_rate, seed=7))[None, None].to(device)
-    runner.module.to(device).eval()
+    state = {}
     with torch.inference_mode():
-        codes = runner.encode(wav)
-        t_enc, enc_all = _median_time(lambda: runner.encode(wav), device, repeats)
-        t_dec, dec_all = _median_time(lambda: runner.decode(codes, n), device, repeats)
-        out = runner.decode(codes, n)
-    if out.shape[-1] != n:
-        raise TeluCodecError(f"{runner.kind}: decoded {out.shape[-1]} samples for {n}")
-    return {"encode_s": t_enc, "decode_s": t_dec, "encode_rtf": seconds / t_enc, "decode_rtf": seconds / t_dec,
-            "round_trip_rtf": seconds / (t_enc + t_dec), "encode_all_s": enc_all, "decode_all_s": dec_all}
+        for key, runner in runners.items():
+            n = int(round(seconds * runner.sample_rate))
+            wav = torch.from_numpy(synthetic_speech(seconds, runner.sample_rate, seed=7))[None, None].to(device)
+            runner.module.to(device).eval()
+            codes = runner.encode(wav)                       # warm-up
+            out = runner.decode(codes, n)
+            if out.shape[-1] != n:
+                raise TeluCodecError(f"{key}: decoded {out.shape[-1]} samples for {n}")
+            state[key] = (wav, codes, n, {"encode": [], "decode": []})
+        for _ in range(repeats):
+            for key, runner in runners.items():
+                wav, codes, n, t = state[key]
+                t["encode"].append(_timed(lambda: runner.encode(wav), device))
+            for key, runner in runners.items():
+                wav, codes, n, t = state[key]
+                t["decode"].append(_timed(lambda: runner.decode(codes, n), device))
+    result = {}
+    for key, (_, _, _, t) in state.items():
+        t_enc, t_dec = statistics.median(t["encode"]), statistics.median(t["decode"])
+        result[key] = {"encode_s": t_enc, "decode_s": t_dec, "encode_rtf": seconds / t_enc,
+                       "decode_rtf": seconds / t_dec, "round_trip_rtf": seconds / (t_enc + t_dec),
+                       "encode_all_s": t["encode"], "decode_all_s": t["decode"]}
+    return result
 
 
-def _time_train_step(runner: _Runner, batch: int, seconds: float, repeats: int, device, warmup: int = 2) -> dict:
+def _time_train_step(runners: dict, batch: int, seconds: float, repeats: int, device, warmup: int = 2) -> dict:
+    """Time of one training step (forward, backward, AdamW step) per model, interleaved like inference."""
     import torch
-    n = int(round(seconds * runner.sample_rate))
-    wav = torch.from_numpy(np.stack([synthetic_speech(seconds, runner.sample_rate, seed=20 + i)
-                                     for i in range(batch)]))[:, None].to(device)
-    module = runner.module.to(device).train()
-    opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
+    state = {}
+    for key, runner in runners.items():
+        wav = torch.from_numpy(np.stack([synthetic_speech(seconds, runner.sample_rate, seed=20 + i)
+                                         for i in range(batch)]))[:, None].to(device)
+        module = runner.module.to(device).train()
+        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
 
-    def step():
-        opt.zero_grad(set_to_none=True)
-        loss = runner.train_loss(wav)
-        loss.backward()
-        opt.step()
+        def step(runner=runner, wav=wav, opt=opt):
+            opt.zero_grad(set_to_none=True)
+            loss = runner.train_loss(wav)
+            loss.backward()
+            opt.step()
 
-    t, all_t = _median_time(step, device, repeats, warmup=warmup)
-    module.eval()
-    return {"train_step_s": t, "train_step_all_s": all_t, "batch": batch, "segment_seconds": seconds,
-            "samples": n}
+        for _ in range(warmup):
+            step()
+        state[key] = (step, [])
+    for _ in range(repeats):
+        for key, (step, times) in state.items():
+            times.append(_timed(step, device))
+    result = {}
+    for key, runner in runners.items():
+        runner.module.eval()
+        times = state[key][1]
+        result[key] = {"train_step_s": statistics.median(times), "train_step_all_s": times, "batch": batch,
+                       "segment_seconds": seconds}
+    return result
 
 
 def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=None, preset: str | None = None,
@@ -558,8 +588,12 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
 
     t_start = time.time()
     load_at_start = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
-    tele_module, tele_desc = _telucodec_codec(checkpoint, preset)
-    models = {"telucodec": (_Runner("telucodec", tele_module, n_q=tele_module.config.n_q_for_kbps(6.0)), tele_desc)}
+    models = {}
+    presets = [None] if checkpoint is not None else [p.strip() for p in str(preset).split(",") if p.strip()]
+    for name in presets:
+        module, desc = _telucodec_codec(checkpoint, name)
+        key = "telucodec" if len(presets) == 1 else f"telucodec-{name}"
+        models[key] = (_Runner("telucodec", module, n_q=module.config.n_q_for_kbps(6.0)), desc)
     encodec_note = None
     if include_encodec:
         enc_module, encodec_note = _encodec_model()
@@ -570,48 +604,57 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
 
     threads_before = torch.get_num_threads()
     rows = []
+    cpu_share = {}
+    runners = {key: runner for key, (runner, _) in models.items()}
     try:
         for dev in devices:
             device = "cuda" if dev == "cuda" else "cpu"
             threads = 1 if dev == "cpu-1" else all_threads
             torch.set_num_threads(threads)
-            for key, (runner, desc) in models.items():
+            _CPU_TIMES.clear()
+            timings = _time_inference(runners, seconds, repeats, device)
+            if device == "cpu":
+                wall = sum(w for w, _ in _CPU_TIMES)
+                cpu_share[dev] = sum(c for _, c in _CPU_TIMES) / wall / threads if wall > 0 else None
+            if dev in ("cpu-all", "cuda"):
+                for key, t in _time_train_step(runners, train_batch, train_seconds, train_repeats, device,
+                                               warmup=train_warmup).items():
+                    timings[key].update(t)
+            for key, runner in runners.items():
                 r = {"model": key, "device": dev, "threads": threads if device == "cpu" else None,
-                     "sample_rate": runner.sample_rate, "bitrate_bps": runner.bitrate()}
-                r.update(_time_inference(runner, seconds, repeats, device))
-                if dev in ("cpu-all", "cuda"):
-                    r.update(_time_train_step(runner, train_batch, train_seconds, train_repeats, device,
-                                              warmup=train_warmup))
+                     "sample_rate": runner.sample_rate, "bitrate_bps": runner.bitrate(), **timings[key]}
                 rows.append(r)
                 progress(f"speed: {key:<9} {dev:<7} encode RTF {r['encode_rtf']:8.1f}  decode RTF "
                          f"{r['decode_rtf']:8.1f}  round trip RTF {r['round_trip_rtf']:8.1f}"
                          + (f"  train step {r['train_step_s'] * 1000:8.1f} ms" if "train_step_s" in r else ""))
+            for runner in runners.values():
                 runner.module.to("cpu")
     finally:
         torch.set_num_threads(threads_before)
-        for runner, _ in models.values():
+        for runner in runners.values():
             runner.module.to("cpu")
 
-    ratios = []
-    for dev in devices:
-        t = next((r for r in rows if r["model"] == "telucodec" and r["device"] == dev), None)
-        e = next((r for r in rows if r["model"] == "encodec" and r["device"] == dev), None)
-        if t and e:
-            ratio = {"device": dev}
-            for k in ("encode_rtf", "decode_rtf", "round_trip_rtf"):
-                ratio[k] = t[k] / e[k]
-            if "train_step_s" in t and "train_step_s" in e:
-                ratio["train_step_speedup"] = e["train_step_s"] / t["train_step_s"]
-            ratios.append(ratio)
-
-    cpu_all = next((r for r in rows if r["model"] == "telucodec" and r["device"] == "cpu-all"), None)
-    goal = None
-    if cpu_all is not None:
-        goal = {"round_trip_rtf_cpu_all": cpu_all["round_trip_rtf"], "target": 50.0,
-                "met": cpu_all["round_trip_rtf"] >= 50.0, "cpu_threads": all_threads}
-        r_all = next((r for r in ratios if r["device"] == "cpu-all"), None)
-        if r_all:
-            goal["faster_than_encodec"] = r_all["round_trip_rtf"] > 1.0
+    ratios, goals = [], []
+    tele_keys = [k for k in models if k.startswith("telucodec")]
+    for key in tele_keys:
+        for dev in devices:
+            t = next((r for r in rows if r["model"] == key and r["device"] == dev), None)
+            e = next((r for r in rows if r["model"] == "encodec" and r["device"] == dev), None)
+            if t and e:
+                ratio = {"model": key, "device": dev}
+                for k in ("encode_rtf", "decode_rtf", "round_trip_rtf"):
+                    ratio[k] = t[k] / e[k]
+                if "train_step_s" in t and "train_step_s" in e:
+                    ratio["train_step_speedup"] = e["train_step_s"] / t["train_step_s"]
+                ratios.append(ratio)
+        cpu_all = next((r for r in rows if r["model"] == key and r["device"] == "cpu-all"), None)
+        if cpu_all is not None:
+            goal = {"model": key, "round_trip_rtf_cpu_all": cpu_all["round_trip_rtf"], "target": 50.0,
+                    "met": cpu_all["round_trip_rtf"] >= 50.0, "cpu_threads": all_threads}
+            r_all = next((r for r in ratios if r["model"] == key and r["device"] == "cpu-all"), None)
+            if r_all:
+                goal["faster_than_encodec"] = r_all["round_trip_rtf"] > 1.0
+            goals.append(goal)
     result = {
         "benchmark": "speed",
         "quick": quick,
@@ -626,8 +669,9 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
         "encodec_note": encodec_note,
         "rows": rows,
         "ratios_telucodec_over_encodec": ratios,
-        "goal_50x_on_cpu": goal,
+        "goal_50x_on_cpu": goals,
         "load_average_at_start": load_at_start,
+        "cpu_share": cpu_share,
         "machine": machine_info(),
         "command": command,
         "wall_seconds": time.time() - t_start,
@@ -643,7 +687,8 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
 def speed_markdown(result: dict) -> str:
     m = result["machine"]
     lines = [
-        f"{result['audio_seconds']:g} s of audio, median of {result['repeats']} timed runs after one warm-up. "
+        f"{result['audio_seconds']:g} s of audio, median of {result['repeats']} timed runs after one warm-up, "
+        f"the models interleaved within each repeat. "
         f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs" + (f", GPU {m['gpu']}" if m.get("gpu") else "")
         + f"; torch {m['torch']}."
         + (f" Load average (1/5/15 min) at start {'/'.join(f'{x:.1f}' for x in result['load_average_at_start'])}, "
@@ -656,6 +701,11 @@ def speed_markdown(result: dict) -> str:
                      f"{d['sample_rate']} Hz, {d['bitrate_bps'] / 1000:g} kbit/s")
     if "encodec" not in result["models"]:
         lines.append(f"- EnCodec not measured: {result['encodec_note']}")
+    share = result.get("cpu_share") or {}
+    if share:
+        lines += ["", "CPU share during the inference timings (process CPU time / wall time / threads; 1.0 = the "
+                  "threads had the cores to themselves): " + ", ".join(f"{k} {v:.2f}" for k, v in share.items()
+                                                                      if v is not None) + "."]
     lines += ["", "RTF = audio seconds / wall seconds (higher is faster).", "",
               "| model | device | threads | encode RTF | decode RTF | encode+decode RTF | train step (ms) |",
               "|---|---|---:|---:|---:|---:|---:|"]
@@ -665,19 +715,19 @@ def speed_markdown(result: dict) -> str:
                      f"{r['decode_rtf']:.1f} | {r['round_trip_rtf']:.1f} | {train} |")
     if result["ratios_telucodec_over_encodec"]:
         lines += ["", "TeluCodec / EnCodec (> 1: TeluCodec faster):", "",
-                  "| device | encode | decode | encode+decode | train step |", "|---|---:|---:|---:|---:|"]
+                  "| model | device | encode | decode | encode+decode | train step |", "|---|---|---:|---:|---:|---:|"]
         for r in result["ratios_telucodec_over_encodec"]:
             ts = f"{r['train_step_speedup']:.2f}×" if "train_step_speedup" in r else "—"
-            lines.append(f"| {r['device']} | {r['encode_rtf']:.2f}× | {r['decode_rtf']:.2f}× | "
+            lines.append(f"| {r['model']} | {r['device']} | {r['encode_rtf']:.2f}× | {r['decode_rtf']:.2f}× | "
                          f"{r['round_trip_rtf']:.2f}× | {ts} |")
     t = result["train"]
-    lines += ["", f"Train step: batch {t['batch']} × {t['segment_seconds']:g} s at each model's own rate; "
-              f"{t['loss']}; median of {t['repeats']} after {t['warmup']} warm-up step(s)."]
-    g = result.get("goal_50x_on_cpu")
-    if g:
+    if any("train_step_s" in r for r in result["rows"]):
+        lines += ["", f"Train step: batch {t['batch']} × {t['segment_seconds']:g} s at each model's own rate; "
+                  f"{t['loss']}; median of {t['repeats']} after {t['warmup']} warm-up step(s)."]
+    for g in result.get("goal_50x_on_cpu") or []:
         verdict = "met" if g["met"] else "NOT met"
-        lines.append(f"Goal encode+decode ≥ 50× real time on {g['cpu_threads']} CPU threads: {verdict} "
-                     f"({g['round_trip_rtf_cpu_all']:.1f}×)"
+        lines.append(f"Goal for {g['model']}: encode+decode ≥ 50× real time on {g['cpu_threads']} CPU threads: "
+                     f"{verdict} ({g['round_trip_rtf_cpu_all']:.1f}×)"
                      + ("" if "faster_than_encodec" not in g else
                         f"; faster than EnCodec's architecture: {'yes' if g['faster_than_encodec'] else 'no'}") + ".")
     if result["quick"]:
@@ -700,7 +750,8 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("speed", help="encode/decode real-time factors and train-step time vs EnCodec")
     s.add_argument("--checkpoint", default=None, help="TeluCodec checkpoint (its architecture is timed)")
     s.add_argument("--preset", default=None,
-                   help="architecture to time when no checkpoint is given (default full; ci with --quick)")
+                   help="architecture(s) to time when no checkpoint is given, e.g. full or full,small,ci "
+                        "(default full; ci with --quick)")
     s.add_argument("--seconds", type=float, default=10.0)
     s.add_argument("--repeats", type=int, default=3)
     s.add_argument("--devices", default="auto", help="auto, or a comma list of cpu-1, cpu-all, cuda")

@@ -227,7 +227,7 @@ def spectrograms(clips: dict, sample_rate: int = 16000, title: str = ""):
     """Log-magnitude spectrograms side by side (frequency in kHz, time in s, level in dB)."""
     import matplotlib.pyplot as plt
     n = len(clips)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.0), sharey=True)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), sharey=True, constrained_layout=True)
     axes = np.atleast_1d(axes)
     for ax, (label, wav) in zip(axes, clips.items()):
         x = torch.from_numpy(np.asarray(wav, np.float32))
@@ -268,11 +268,44 @@ def table(rows: list, columns: list | None = None, floatfmt: str = "{:.2f}"):
     display(Markdown("\n".join(lines)))
 
 
+CPU_COMMAND = ("python -m telucodec experiments --preset ci --device cpu --amp off --steps 2000 --parallel 2 "
+               "--eval_clips 8 --extra_data_dir <telugu-cv-dev> --out results/cpu")
+
+
 def gpu_results(name: str = "ablation"):
     """The committed full GPU results (results/gpu/<name>.json), or None with a note when not yet committed."""
-    path = RESULTS_DIR / "gpu" / f"{name}.json"
+    return committed("gpu", name)
+
+
+def committed(kind: str = "cpu", name: str = "ablation"):
+    """Committed ablation results: kind "cpu" (a 2000-step CPU run of the nine configurations) or "gpu"
+    (the H100 run). Returns the parsed JSON, or None after printing where they will come from."""
+    path = RESULTS_DIR / kind / f"{name}.json"
     if not path.exists():
-        print(f"Full GPU results are not committed yet (expected at results/gpu/{name}.json).\n"
-              f"They come from one H100 run of: {GPU_COMMAND}\nNothing here is extrapolated from the CPU run.")
+        what = {"gpu": f"one H100 run of: {GPU_COMMAND}", "cpu": f"a CPU run of: {CPU_COMMAND}"}[kind]
+        print(f"{kind.upper()} ablation results are not committed yet (expected at results/{kind}/{name}.json).\n"
+              f"They come from {what}\nNothing here is extrapolated from another run.")
         return None
     return json.loads(path.read_text())
+
+
+def ablation_rows(results: dict, names=None, kbps: str = "6kbps") -> list:
+    """Rows (one per configuration) of the committed ablation at one bitrate, for tb.table."""
+    rows = []
+    for name in names or results["runs"]:
+        run = results["runs"].get(name)
+        if run is None:
+            continue
+        ev = run["evaluation"][kbps]
+        rows.append({"configuration": name, "SNR (dB)": ev["snr_db"], "SI-SNR (dB)": ev["si_snr_db"],
+                     "range ratio": ev["range_ratio"], "mel distance": ev["mel_distance"],
+                     "PESQ-WB": ev.get("pesq_wb") if ev.get("pesq_wb") is not None else float("nan"),
+                     "STOI": ev.get("stoi") if ev.get("stoi") is not None else float("nan")})
+    return rows
+
+
+def chain(k: int) -> Fixes:
+    """The book's running configuration after chapter k of the fixes: the first k fixes on, in the story's order
+    (chain(0) = Fixes.none(), chain(7) = Fixes.all())."""
+    from .fixes import SEVEN
+    return Fixes(**{name: i < k for i, name in enumerate(SEVEN)})

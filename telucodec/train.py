@@ -235,6 +235,10 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, tcfg)
             x = crop_batch(train_clips, step, tcfg.batch_size, segment, tcfg.seed, rank, world).to(dev)
+            # The EMA codebook update happens inside the forward pass, before the loss can be checked: keep a copy
+            # so that a skipped step leaves no trace (a NaN latent would otherwise poison every codebook).
+            vq_backup = ({k: v.clone() for k, v in model.quantizer.state_dict().items()}
+                         if tcfg.on_nonfinite == "skip" else None)
             with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 out = ddp_model(x)
                 out["z"].retain_grad()
@@ -245,7 +249,10 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
             optimizer.zero_grad(set_to_none=True)
             if not torch.isfinite(loss):
                 _nonfinite(f"loss is {float(loss.detach())} at step {step}", tcfg, run_dir, result)
+                model.quantizer.load_state_dict(vq_backup)
                 step += 1
+                if run_dir is not None and (step % tcfg.checkpoint_every == 0 or step == total_steps):
+                    save(step)                                 # a skipped last step still ends with a checkpoint
                 continue
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -255,7 +262,10 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
             if not math.isfinite(float(total_norm)) and amp_dtype != torch.float16:
                 _nonfinite(f"gradient norm is {float(total_norm)} at step {step}", tcfg, run_dir, result)
                 optimizer.zero_grad(set_to_none=True)
+                model.quantizer.load_state_dict(vq_backup)
                 step += 1
+                if run_dir is not None and (step % tcfg.checkpoint_every == 0 or step == total_steps):
+                    save(step)
                 continue
             scaler.step(optimizer)
             scaler.update()

@@ -1,0 +1,97 @@
+"""Model shapes, bitrate arithmetic, the output-scale switch and the encode/decode API."""
+import numpy as np
+import pytest
+import torch
+
+import telucodec
+from telucodec.config import PRESETS, CodecConfig
+from telucodec.fixes import SEVEN, Fixes
+from telucodec.model import Codec
+
+
+@pytest.mark.parametrize("name", ["ci", "small", "full"])
+def test_presets_keep_6_3_1p5_kbps(name):
+    cfg = PRESETS[name].codec
+    assert cfg.hop_length == 320 and cfg.frame_rate == 50
+    assert [cfg.bitrate(n) for n in (3, 6, 12)] == [1500, 3000, 6000]
+    assert [cfg.n_q_for_kbps(k) for k in (1.5, 3, 6)] == [3, 6, 12]
+
+
+def test_forward_shapes_and_odd_lengths():
+    torch.manual_seed(0)
+    m = Codec(PRESETS["ci"].codec, Fixes.all())
+    x = torch.randn(2, 1, 8000 + 13) * 0.1
+    out = m(x, n_q=6)
+    assert out["wav"].shape == x.shape
+    assert out["codes"].shape == (2, 6, (8000 + 13 + 319) // 320)
+    assert torch.isfinite(out["vq_loss"])
+
+
+def test_output_scale_switch():
+    assert Codec(PRESETS["ci"].codec, Fixes.none()).decoder.output_scale is None
+    s = Codec(PRESETS["ci"].codec, Fixes.none(output_scale=True)).decoder.output_scale
+    assert isinstance(s, torch.nn.Parameter) and float(s) == 3.0
+    # tanh bounds the broken decoder to (-1, 1); the scaled one can reach beyond
+    torch.manual_seed(0)
+    for fixes, bound in ((Fixes.none(), 1.0), (Fixes.none(output_scale=True), 3.0)):
+        m = Codec(PRESETS["ci"].codec, fixes)
+        with torch.no_grad():
+            m.decoder.body[-1].bias.fill_(10.0)
+            y = m.decoder(torch.zeros(1, PRESETS["ci"].codec.latent_dim, 4))
+        assert float(y.max()) == pytest.approx(bound, rel=1e-3)
+
+
+def test_fixes_parse_and_combine():
+    assert Fixes.parse("none") == Fixes.none() and Fixes.parse("all") == Fixes.all()
+    f = Fixes.parse("codebook_loss,output_scale")
+    assert f.enabled() == ["codebook_loss", "output_scale"]
+    assert Fixes.parse("all-output_scale").enabled() == [n for n in SEVEN if n != "output_scale"]
+    with pytest.raises(ValueError):
+        Fixes.parse("codebook_los")
+    # every single switch, alone, builds and runs
+    torch.manual_seed(0)
+    x = torch.randn(1, 1, 3200) * 0.1
+    for name in SEVEN:
+        out = Codec(PRESETS["ci"].codec, Fixes.none().with_(**{name: True}))(x)
+        assert torch.isfinite(out["wav"]).all()
+
+
+def test_quantizer_dropout_draws_from_the_bitrate_choices():
+    torch.manual_seed(0)
+    m = Codec(PRESETS["ci"].codec, Fixes.all()).train()
+    draws = {m.sample_n_q() for _ in range(200)}
+    assert draws == {3, 6, 12}
+    m.eval()
+    assert m.sample_n_q() == 12
+
+
+def test_encode_decode_numpy_api_and_resampling():
+    model = telucodec.CodecModel.untrained("ci")
+    wav = (0.1 * np.sin(2 * np.pi * 200 * np.arange(44100) / 44100)).astype(np.float32)
+    for kbps, n_q in ((1.5, 3), (3, 6), (6, 12)):
+        codes = model.encode(wav, 44100, kbps=kbps)
+        assert codes.shape == (n_q, 50) and codes.dtype == np.int64
+        out = model.decode(codes, 16000)
+        assert out.shape == (16000,) and np.isfinite(out).all()
+    with pytest.raises(telucodec.TeluCodecError):
+        model.encode(wav, 44100, kbps=4.2)
+    with pytest.raises(telucodec.TeluCodecError):
+        model.encode(np.full(100, np.nan, np.float32), 16000)
+
+
+def test_safetensors_export_round_trip(tmp_path):
+    from telucodec.inference import export_safetensors, load
+    model = telucodec.CodecModel.untrained("ci", seed=3)
+    export_safetensors(model, tmp_path / "m.safetensors", {"note": "test"})
+    again = load(tmp_path / "m.safetensors")
+    for k, v in model.codec.state_dict().items():
+        assert torch.equal(v, again.codec.state_dict()[k])
+    x = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    assert np.array_equal(model.encode(x, 16000), again.encode(x, 16000))
+
+
+def test_load_without_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
+    import telucodec.inference as inf
+    monkeypatch.setattr(inf, "PRETRAINED", tmp_path / "absent.safetensors")
+    with pytest.raises(telucodec.CheckpointError, match="no pretrained checkpoint"):
+        telucodec.load()

@@ -1,0 +1,92 @@
+"""Training lowers the loss, resumes bit-identically, and stops cleanly on NaN."""
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from telucodec import checkpoint as ckpt
+from telucodec.config import PRESETS
+from telucodec.fixes import Fixes
+from telucodec.train import TrainingDiverged, fit
+
+
+def _clips(n=4, seconds=3, seed=0):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        t = np.arange(int(16000 * seconds)) / 16000
+        f0 = 110 + 40 * i + 20 * np.sin(2 * np.pi * 0.5 * t)
+        ph = 2 * np.pi * np.cumsum(f0) / 16000
+        x = sum(np.sin(k * ph) / k for k in range(1, 12)) * 0.1 * (0.6 + 0.4 * np.sin(2 * np.pi * 2 * t))
+        out.append((x + 0.003 * rng.standard_normal(len(t))).astype(np.float32))
+    return out[1:], out[:1]
+
+
+@pytest.fixture(scope="module")
+def clips():
+    torch.set_num_threads(1)
+    return _clips()
+
+
+def test_a_few_hundred_steps_lower_the_loss(clips):
+    r = fit("ci", Fixes.all(), clips, steps=60, log_every=5, print_epochs=False)
+    first = np.mean([h["recon"] for h in r.history[:2]])
+    last = np.mean([h["recon"] for h in r.history[-3:]])
+    assert last < 0.5 * first
+    assert all(np.isfinite(h["loss"]) for h in r.history)
+
+
+def test_resume_is_bit_identical(clips, tmp_path):
+    tc = replace(PRESETS["ci"].train, checkpoint_every=4)
+    a = fit("ci", Fixes.all(), clips, train_config=tc, steps=12, checkpoint_dir=tmp_path, experiment_name="a",
+            print_epochs=False)
+    fit("ci", Fixes.all(), clips, train_config=tc, steps=7, checkpoint_dir=tmp_path, experiment_name="b",
+        print_epochs=False)
+    b = fit("ci", Fixes.all(), clips, train_config=tc, steps=12, checkpoint_dir=tmp_path, experiment_name="b",
+            resume=True, print_epochs=False)
+    sa, sb = a.model.state_dict(), b.model.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa)
+    assert b.step == 12
+
+
+def test_resume_refuses_another_configuration(clips, tmp_path):
+    fit("ci", Fixes.all(), clips, steps=2, checkpoint_dir=tmp_path, experiment_name="x", print_epochs=False)
+    from telucodec.errors import TeluCodecError
+    with pytest.raises(TeluCodecError, match="another model configuration or other fixes"):
+        fit("ci", Fixes.none(), clips, steps=4, checkpoint_dir=tmp_path, experiment_name="x", resume=True,
+            print_epochs=False)
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(clips, tmp_path):
+    tc = replace(PRESETS["ci"].train, checkpoint_every=2)
+    with pytest.raises(TrainingDiverged, match="loss is nan at step 5"):
+        fit("ci", Fixes.all(), clips, train_config=tc, steps=10, checkpoint_dir=tmp_path, experiment_name="n",
+            inject_nonfinite_at=5, print_epochs=False)
+    path, state = ckpt.load_latest_good(tmp_path / "n")
+    assert state["step"] == 4
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_nan_loss_can_be_skipped(clips):
+    tc = replace(PRESETS["ci"].train, on_nonfinite="skip")
+    r = fit("ci", Fixes.all(), clips, train_config=tc, steps=6, inject_nonfinite_at=2, print_epochs=False)
+    assert r.skipped_steps == 1
+    assert all(torch.isfinite(p).all() for p in r.model.parameters())
+
+
+def test_epoch_diagnostics_are_the_story_s(clips, capsys):
+    fit("ci", Fixes.all(), clips, steps=3, print_epochs=True)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    for word in ("output range", "range ratio", "output_scale", "VQ loss", "recon loss", "SNR"):
+        assert word in line
+
+
+def test_metrics_jsonl_is_written(clips, tmp_path):
+    fit("ci", Fixes.none(), clips, steps=4, log_every=2, checkpoint_dir=tmp_path, experiment_name="m",
+        print_epochs=False)
+    lines = [json.loads(l) for l in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
+    steps = [l["step"] for l in lines if "step" in l]
+    assert steps == [2, 4]
+    assert any("epoch_summary" in l for l in lines)
