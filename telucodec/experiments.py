@@ -172,6 +172,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eval_clips", type=int, default=16)
     ap.add_argument("--probe_steps", type=int, default=20)
     ap.add_argument("--parallel", type=int, default=9, help="runs sharing the device at once")
+    ap.add_argument("--runs", default=",".join(ABLATION), help="comma list of configurations (default: all nine)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.dry_run:
@@ -199,7 +200,10 @@ def main(argv=None) -> int:
     for flag in ("corpus_dir", "extra_data_dir", "batch_size"):
         if getattr(args, flag):
             base += [f"--{flag}", str(getattr(args, flag))]
-    pending, running, failed = list(ABLATION), [], []
+    names = [n for n in args.runs.split(",") if n]
+    for n in names:
+        Fixes.parse(n)  # fail early on a typo
+    pending, running, failed = list(names), [], []
     while pending or running:
         while pending and len(running) < args.parallel:
             name = pending.pop(0)
@@ -212,7 +216,7 @@ def main(argv=None) -> int:
                 if proc.returncode:
                     failed.append(name)
     runs = {}
-    for name in ABLATION:
+    for name in names:
         path = out / "runs" / name / "result.json"
         if path.exists():
             runs[name] = json.loads(path.read_text())
