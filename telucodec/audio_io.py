@@ -17,11 +17,13 @@ names the file and the reason.
 """
 from __future__ import annotations
 
+import contextlib
 import math
-import re
 import os
+import re
 import secrets
 import stat
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -132,10 +134,42 @@ def _check_file(path: Path) -> None:
         raise AudioReadError(path, e.strerror or e) from None
 
 
+_QUIET_LOCK = threading.Lock()
+_QUIET = {"depth": 0, "saved": None}
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence C libraries (libsndfile's MP3 decoder) that print straight to file descriptor 2, so a bad file
+    produces our one-line warning and nothing else. Safe with several reading threads: the first one in
+    redirects fd 2, the last one out restores it."""
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            try:
+                saved = os.dup(2)
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 2)
+                os.close(null)
+                _QUIET["saved"] = saved
+            except OSError:
+                _QUIET["saved"] = None
+        _QUIET["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0 and _QUIET["saved"] is not None:
+                os.dup2(_QUIET["saved"], 2)
+                os.close(_QUIET["saved"])
+                _QUIET["saved"] = None
+
+
 def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
     import soundfile as sf
 
-    data, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    with _quiet_stderr():
+        data, sr = sf.read(str(path), dtype="float32", always_2d=True)
     return data, int(sr)
 
 

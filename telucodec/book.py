@@ -268,7 +268,7 @@ def table(rows: list, columns: list | None = None, floatfmt: str = "{:.2f}"):
     display(Markdown("\n".join(lines)))
 
 
-CPU_COMMAND = ("python -m telucodec experiments --preset ci --device cpu --amp off --steps 600 --parallel 1 "
+CPU_COMMAND = ("python -m telucodec experiments --preset ci --device cpu --amp off --steps 300 --parallel 2 "
                "--eval_clips 8 --extra_data_dir <telugu-cv-dev> --out results/cpu")
 
 

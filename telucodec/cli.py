@@ -37,6 +37,14 @@ def cmd_train(args):
     from .fixes import Fixes
     from .train import fit
     p = preset(args.preset)
+    for name in ("batch_size", "num_epochs", "steps", "checkpoint_every"):   # would crash or silently train nothing
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise _Usage(f"--{name} must be a positive integer, got {value}")
+    if args.learning_rate is not None and not 0 < args.learning_rate < float("inf"):
+        raise _Usage(f"--learning_rate must be a positive number, got {args.learning_rate}")
+    if args.seed is not None and not 0 <= args.seed < 2 ** 32:
+        raise _Usage(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
     changes = {k: getattr(args, k) for k in ("batch_size", "num_epochs", "learning_rate", "optimizer", "amp",
                                              "checkpoint_every", "on_nonfinite", "seed")
                if getattr(args, k) is not None}

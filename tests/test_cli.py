@@ -214,3 +214,20 @@ def test_unknown_fix_is_one_line_error(monkeypatch, capsys, text):
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("error: unknown fix "), err
     assert all(name in err[0] for name in SEVEN)
+
+
+# -------------------------------------------------------------------------------------- bad numbers
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch_size", "0", "--batch_size must be a positive integer"),        # was ZeroDivisionError
+    ("--batch_size", "-8", "--batch_size must be a positive integer"),       # was a numpy ValueError
+    ("--checkpoint_every", "0", "--checkpoint_every must be a positive integer"),   # was ZeroDivisionError
+    ("--steps", "-3", "--steps must be a positive integer"),                 # was "done: 0 steps", exit 0
+    ("--num_epochs", "0", "--num_epochs must be a positive integer"),
+    ("--learning_rate", "-1", "--learning_rate must be a positive number"),  # was torch's ValueError
+    ("--learning_rate", "nan", "--learning_rate must be a positive number"),
+    ("--seed", "-1", "--seed must be between 0 and 2**32 - 1"),              # was numpy's ValueError
+])
+def test_bad_numeric_options_are_one_line_errors(monkeypatch, capsys, option, value, message):
+    monkeypatch.setattr("telucodec.train.fit", lambda *a, **k: pytest.fail("fit must not run"))
+    rc, out, err = run(["train", "--device", "cpu", option, value], capsys)
+    assert rc == 2 and err == [f"error: {message}, got {float(value) if 'rate' in option else int(value)}"], err

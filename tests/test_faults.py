@@ -357,8 +357,6 @@ def test_subprocess_encode_refuses_a_fifo_without_hanging(subprocess_runs):
     assert "Traceback" not in out and not (root / "fifo.tlc").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="known bug: libmpg123 (via libsndfile) prints to fd 2 on a corrupt MP3; "
-                                       "telucodec.audio_io should silence it. Remove this mark once fixed.")
 def test_subprocess_stderr_holds_only_warning_and_error_lines(subprocess_runs):
     root, results = subprocess_runs
     for job in ("train_mixed", "train_only_bad"):

@@ -26,7 +26,7 @@ from telucodec.audio_io import write_audio
 from telucodec.checkpoint import load_checkpoint
 
 SR = 16000
-STEPS, EVERY = 20, 5
+STEPS, EVERY = 16, 4
 KILL_SEED = 20240611
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
@@ -131,8 +131,8 @@ def test_resume_after_sigkill_is_bit_identical(runs):
 
 @pytest.mark.parametrize("damage", ["truncated", "bit_flip"])
 def test_damaged_newest_checkpoint_falls_back_to_previous(runs, damage, tmp_path, capsys):
-    """keep_last(2) leaves step 15 and step 20; damage step 20, resume: step 15 is used, 5 steps are replayed,
-    and the new step 20 equals the uninterrupted one bit for bit."""
+    """keep_last(2) leaves steps 12 and 16; damage step 16, resume: step 12 is used, 4 steps are replayed,
+    and the new step 16 equals the uninterrupted one bit for bit."""
     src = runs["root"] / "full" / "telucodec"
     work = tmp_path / "ck"
     shutil.copytree(src, work / "telucodec")
