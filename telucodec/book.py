@@ -126,8 +126,10 @@ def run(profile: Profile, fixes: Fixes, clips=None, steps: int | None = None, se
     steps = steps or profile.steps
     p = get_preset(profile.preset)
     tcfg = replace(p.train, seed=seed, **train_changes)
+    numerics = (os.environ.get("MKL_CBWR"), torch.get_num_threads())
+    extra = [] if numerics == ("COMPATIBLE", 1) else [list(numerics)]  # runs outside the CI set-up stay apart
     key = hashlib.sha256(json.dumps([_source_hash(), _clips_hash(clips), profile.preset, profile.device, steps,
-                                     fixes.to_dict(), tcfg.to_dict(), torch.__version__],
+                                     fixes.to_dict(), tcfg.to_dict(), torch.__version__] + extra,
                                     sort_keys=True).encode()).hexdigest()[:24]
     path = cache_dir() / "runs" / f"{key}.pt"
     if path.exists():
