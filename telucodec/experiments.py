@@ -42,10 +42,10 @@ def _clips(args, ccfg, tcfg, split):
 def _write_wav(path: Path, wav: np.ndarray, sr: int):
     try:
         import soundfile as sf
-        sf.write(str(path.with_suffix(".flac")), np.clip(wav, -1, 1), sr, subtype="PCM_16")
+        sf.write(f"{path}.flac", np.clip(wav, -1, 1), sr, subtype="PCM_16")
     except ImportError:  # the GPU image has no soundfile: plain 16-bit WAV through the standard library
         import wave
-        with wave.open(str(path.with_suffix(".wav")), "wb") as w:
+        with wave.open(f"{path}.wav", "wb") as w:
             w.setnchannels(1), w.setsampwidth(2), w.setframerate(sr)
             w.writeframes((np.clip(wav, -1, 1) * 32767).astype("<i2").tobytes())
 
