@@ -78,7 +78,7 @@ def run_one(args) -> int:
     from .train import fit, evaluate
     from .batches import eval_crops
     p = get_preset(args.preset)
-    tcfg = replace(p.train, amp=args.amp, batch_size=args.batch_size or p.train.batch_size)
+    tcfg = replace(p.train, amp=args.amp, batch_size=args.batch_size or p.train.batch_size, seed=args.seed)
     train_clips = _clips(args, p.codec, tcfg, "train")
     val_clips = _clips(args, p.codec, tcfg, "val")
     fixes = Fixes.parse(args.one)
@@ -172,6 +172,7 @@ def main(argv=None) -> int:
     ap.add_argument("--eval_clips", type=int, default=16)
     ap.add_argument("--probe_steps", type=int, default=20)
     ap.add_argument("--parallel", type=int, default=9, help="runs sharing the device at once")
+    ap.add_argument("--seed", type=int, default=0, help="training seed (initialisation, crops, dropout)")
     ap.add_argument("--runs", default=",".join(ABLATION), help="comma list of configurations (default: all nine)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -196,7 +197,7 @@ def main(argv=None) -> int:
     probe = precision_probe(args)
     base = [sys.executable, "-m", "telucodec", "experiments", "--out", str(out), "--steps", str(args.steps),
             "--preset", args.preset, "--device", args.device, "--amp", args.amp, "--eval_clips", str(args.eval_clips),
-            "--data_note", args.data_note]
+            "--data_note", args.data_note, "--seed", str(args.seed)]
     for flag in ("corpus_dir", "extra_data_dir", "batch_size"):
         if getattr(args, flag):
             base += [f"--{flag}", str(getattr(args, flag))]
@@ -223,7 +224,7 @@ def main(argv=None) -> int:
     summary = {
         "command": "python -m telucodec experiments " + " ".join(argv if argv is not None else sys.argv[2:]),
         "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu",
-        "torch": torch.__version__, "preset": args.preset, "steps": args.steps, "amp": args.amp,
+        "torch": torch.__version__, "preset": args.preset, "steps": args.steps, "amp": args.amp, "seed": args.seed,
         "wall_seconds": time.perf_counter() - t0, "precision_probe": probe, "failed": failed,
         "data": args.data_note,
         "runs": {k: {kk: v[kk] for kk in ("enabled", "steps", "seconds", "steps_per_s", "audio_s_per_s",
