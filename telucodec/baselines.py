@@ -8,8 +8,8 @@ together with the number of bits the encoder actually produced.
 >>> baselines.available_baselines()            # doctest: +SKIP
 ['opus-6', 'opus-12', 'amrnb-4.75', 'amrnb-12.2']
 >>> r = baselines.round_trip("opus-6", wav, 16000)  # doctest: +SKIP
->>> r.decoded.shape == wav.shape, r.bits_per_second   # doctest: +SKIP
-(True, 5938.0)
+>>> r.decoded.shape == wav.shape, r.bits_per_second > 0   # doctest: +SKIP
+(True, True)
 
 Bit accounting
 --------------

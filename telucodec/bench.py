@@ -185,6 +185,9 @@ def _load_clips(data_dir, max_clips: int, max_seconds: float, quick: bool, split
         split = split or "all"
         ds = _data.load_dataset(data_dir, train_cfg, split=split)
     source = getattr(ds, "source", None) or str(data_dir or "embedded corpus")
+    home = os.path.expanduser("~")
+    if home not in ("", "/") and home in source:
+        source = source.replace(home, "~")
     if getattr(ds, "sample_rate", SR) != SR:
         raise TeluCodecError(f"expected {SR} Hz clips from {source}, got {ds.sample_rate} Hz")
     names = list(getattr(ds, "names", [f"clip-{i:03d}" for i in range(len(ds))]))
@@ -372,14 +375,14 @@ def _plot_quality(result: dict, path: Path) -> None:
     panels = [("pesq_wb", "PESQ-WB (MOS-LQO, 1-4.64) ↑"), ("stoi", "STOI (0-1) ↑"),
               ("si_snr_db", "SI-SNR (dB) ↑"), ("mel_distance", "mel distance (log10-mel L1) ↓")]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    families = {"telucodec": ("TeluCodec", "o-"), "opus": ("Opus", "s--"), "amrnb": ("AMR-NB", "^--"),
-                "codec2": ("Codec2", "D--")}
+    families = {"telucodec": ("TeluCodec", "o-", "C0"), "opus": ("Opus", "s--", "C1"),
+                "amrnb": ("AMR-NB", "^--", "C2"), "codec2": ("Codec2", "D--", "C3")}
     for ax, (key, ylabel) in zip(axes.flat, panels):
-        for fam, (name, style) in families.items():
+        for fam, (name, style, color) in families.items():
             rows = sorted([r for r in result["rows"] if r["family"] == fam and r["status"] == "ok"],
                           key=lambda r: r["kbps_spent"])
             if rows:
-                ax.plot([r["kbps_spent"] for r in rows], [r[key] for r in rows], style, label=name)
+                ax.plot([r["kbps_spent"] for r in rows], [r[key] for r in rows], style, color=color, label=name)
         ax.set_xlabel("bitrate spent (kbit/s)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -561,13 +564,33 @@ def _time_train_step(runners: dict, batch: int, seconds: float, repeats: int, de
     return result
 
 
+def _speed_goals(rows: list, tele_keys: list, all_threads: int) -> list:
+    """The 50x goal per TeluCodec model, judged on the better of 1 thread and all threads (on a given CPU one
+    can always run with fewer threads), and whether that beats EnCodec's architecture at its best."""
+    goals = []
+    for key in tele_keys:
+        cpu_rows = [r for r in rows if r["model"] == key and r["device"] in ("cpu-1", "cpu-all")]
+        if not cpu_rows:
+            continue
+        best = max(cpu_rows, key=lambda r: r["round_trip_rtf"])
+        goal = {"model": key, "round_trip_rtf": best["round_trip_rtf"], "device": best["device"],
+                "target": 50.0, "met": best["round_trip_rtf"] >= 50.0, "cpu_threads": all_threads}
+        encodec_best = max((r["round_trip_rtf"] for r in rows if r["model"] == "encodec"
+                            and r["device"] in ("cpu-1", "cpu-all")), default=None)
+        if encodec_best is not None:
+            goal["encodec_round_trip_rtf"] = encodec_best
+            goal["faster_than_encodec"] = best["round_trip_rtf"] > encodec_best
+        goals.append(goal)
+    return goals
+
+
 def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=None, preset: str | None = None,
           out_dir=None, *, train_batch: int = 4, train_seconds: float = 1.0, train_repeats: int | None = None,
           include_encodec: bool = True, quick: bool = False, command: str | None = None, progress=print) -> dict:
     """Encode/decode real-time factors and training-step time: TeluCodec vs EnCodec's 24 kHz architecture.
 
     devices: "auto" (cpu with 1 thread, cpu with all threads, and cuda if available) or a list of
-    "cpu-1", "cpu-all", "cuda".  Training steps are timed on cpu-all and cuda.
+    "cpu-1", "cpu-all", "cuda".  The training step is timed on one of them: cuda, else cpu-all, else cpu-1.
     """
     import torch
     train_warmup = 2
@@ -602,6 +625,8 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
     else:
         encodec_note = "EnCodec comparison switched off"
 
+    # the training step is timed once per run: on cuda if asked for, else with all CPU threads, else 1 thread
+    train_device = next((d for d in ("cuda", "cpu-all", "cpu-1") if d in devices), None)
     threads_before = torch.get_num_threads()
     rows = []
     cpu_share = {}
@@ -616,7 +641,7 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
             if device == "cpu":
                 wall = sum(w for w, _ in _CPU_TIMES)
                 cpu_share[dev] = sum(c for _, c in _CPU_TIMES) / wall / threads if wall > 0 else None
-            if dev in ("cpu-all", "cuda"):
+            if dev == train_device:
                 for key, t in _time_train_step(runners, train_batch, train_seconds, train_repeats, device,
                                                warmup=train_warmup).items():
                     timings[key].update(t)
@@ -634,7 +659,7 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
         for runner in runners.values():
             runner.module.to("cpu")
 
-    ratios, goals = [], []
+    ratios = []
     tele_keys = [k for k in models if k.startswith("telucodec")]
     for key in tele_keys:
         for dev in devices:
@@ -647,14 +672,8 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
                 if "train_step_s" in t and "train_step_s" in e:
                     ratio["train_step_speedup"] = e["train_step_s"] / t["train_step_s"]
                 ratios.append(ratio)
-        cpu_all = next((r for r in rows if r["model"] == key and r["device"] == "cpu-all"), None)
-        if cpu_all is not None:
-            goal = {"model": key, "round_trip_rtf_cpu_all": cpu_all["round_trip_rtf"], "target": 50.0,
-                    "met": cpu_all["round_trip_rtf"] >= 50.0, "cpu_threads": all_threads}
-            r_all = next((r for r in ratios if r["model"] == key and r["device"] == "cpu-all"), None)
-            if r_all:
-                goal["faster_than_encodec"] = r_all["round_trip_rtf"] > 1.0
-            goals.append(goal)
+    goals = _speed_goals(rows, tele_keys, all_threads)
+
     result = {
         "benchmark": "speed",
         "quick": quick,
@@ -726,10 +745,11 @@ def speed_markdown(result: dict) -> str:
                   f"{t['loss']}; median of {t['repeats']} after {t['warmup']} warm-up step(s)."]
     for g in result.get("goal_50x_on_cpu") or []:
         verdict = "met" if g["met"] else "NOT met"
-        lines.append(f"Goal for {g['model']}: encode+decode ≥ 50× real time on {g['cpu_threads']} CPU threads: "
-                     f"{verdict} ({g['round_trip_rtf_cpu_all']:.1f}×)"
+        lines.append(f"Goal for {g['model']}: encode+decode ≥ 50× real time on this {g['cpu_threads']}-thread CPU "
+                     f"(best of 1 thread and all threads): {verdict} ({g['round_trip_rtf']:.1f}× with {g['device']})"
                      + ("" if "faster_than_encodec" not in g else
-                        f"; faster than EnCodec's architecture: {'yes' if g['faster_than_encodec'] else 'no'}") + ".")
+                        f"; faster than EnCodec's architecture at its best ({g['encodec_round_trip_rtf']:.1f}×): "
+                        f"{'yes' if g['faster_than_encodec'] else 'no'}") + ".")
     if result["quick"]:
         lines.append("**--quick run: tiny inputs, one repeat; the numbers are not meaningful.**")
     return "\n".join(lines) + "\n"
