@@ -12,3 +12,37 @@ for key, value in {
     "TELUCODEC_PROFILE": os.environ.get("TELUCODEC_PROFILE", "ci"),
 }.items():
     os.environ.setdefault(key, value)
+
+
+# Issue 6: "nothing is written outside the project's cache and results folders". Every file the test session
+# (package tests and notebooks alike) leaves in the repository must be under results/ or a tool cache; anything
+# else fails the run, with the paths named.
+import subprocess
+from pathlib import Path
+
+_ALLOWED = ("results/", ".pytest_cache/", ".hypothesis/", "_build/")
+_REPO = Path(__file__).resolve().parent
+
+
+def _repo_files():
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=_REPO,
+                             capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return set(out.stdout.splitlines()) if out.returncode == 0 else None
+
+
+def pytest_sessionstart(session):
+    session.config._telucodec_repo_before = _repo_files()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_telucodec_repo_before", None)
+    after = _repo_files()
+    if before is None or after is None:
+        return
+    stray = sorted(line[3:] for line in after - before if not line[3:].startswith(_ALLOWED))
+    if stray:
+        print("\nerror: the test session wrote files into the repository outside results/: " + ", ".join(stray))
+        session.exitstatus = 1
