@@ -94,6 +94,8 @@ def test_speed_quick_reports_rtf_and_train_step(tmp_path):
         assert r["encode_rtf"] == pytest.approx(res["audio_seconds"] / r["encode_s"])
         assert r["round_trip_rtf"] == pytest.approx(res["audio_seconds"] / (r["encode_s"] + r["decode_s"]))
         assert r["train_step_s"] > 0
+        assert r["round_trip_rtf_cpu_time"] == pytest.approx(
+            res["audio_seconds"] / (r["encode_cpu_s"] + r["decode_cpu_s"]))
     if HAVE_ENCODEC:
         ratio = res["ratios_telucodec_over_encodec"][0]
         t, e = res["rows"][0], res["rows"][1]
