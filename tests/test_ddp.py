@@ -25,15 +25,13 @@ from telucodec.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with the gloo backend is not available")
+from telucodec.bench import synthetic_speech
+
 SR = 16000
 
 
 def speech_like(seconds, seed):
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = 115 + 20 * seed + 10 * np.sin(2 * np.pi * 0.6 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t + seed))
-    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+    return synthetic_speech(seconds, SR, seed)
 
 
 def free_port() -> int:

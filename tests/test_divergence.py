@@ -25,16 +25,14 @@ from telucodec.fixes import Fixes
 from telucodec.model import Codec
 from telucodec.train import TrainingDiverged
 
+from telucodec.bench import synthetic_speech
+
 SR = 16000
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1"}
 
 
 def speech_like(seconds, seed):
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = 105 + 30 * seed + 10 * np.sin(2 * np.pi * 0.9 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t + seed))
-    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+    return synthetic_speech(seconds, SR, seed)
 
 
 def all_finite(state: dict) -> bool:

@@ -25,6 +25,8 @@ from telucodec import cli
 from telucodec.audio_io import write_audio
 from telucodec.checkpoint import load_checkpoint
 
+from telucodec.bench import synthetic_speech
+
 SR = 16000
 STEPS, EVERY = 16, 4
 KILL_SEED = 20240611
@@ -32,11 +34,7 @@ ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISAB
 
 
 def speech_like(seconds, seed):
-    t = np.arange(int(seconds * SR)) / SR
-    f0 = 100 + 25 * seed + 12 * np.sin(2 * np.pi * 0.8 * t)
-    phase = 2 * np.pi * np.cumsum(f0) / SR
-    x = sum(np.sin(k * phase) / k for k in range(1, 8)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t + seed))
-    return (0.3 * x / np.abs(x).max()).astype(np.float32)
+    return synthetic_speech(seconds, SR, seed)
 
 
 def train_cmd(data_dir, ckpt_dir, *extra):
