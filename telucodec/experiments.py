@@ -74,7 +74,6 @@ def evaluate_full(model, clips, sr, n_qs=(3, 6, 12), max_seconds=4.0) -> dict:
 
 def run_one(args) -> int:
     """One training run (a child process): train, evaluate, write result.json, curves and samples."""
-    from .quantizer import codebook_usage  # noqa: F401  (imported for its side-effect-free availability check)
     from .train import fit, evaluate
     from .batches import eval_crops
     p = get_preset(args.preset)
