@@ -52,8 +52,8 @@ def test_perceptual_loss_precision_under_autocast():
         fixed = perceptual_loss(est, ref, SR, Fixes.none(fp32_perceptual=True))
     exact = perceptual_loss(est, ref, SR, Fixes.none())            # no autocast: the fp32 reference
     assert broken.dtype == torch.bfloat16 and fixed.dtype == torch.float32
-    assert float(fixed) == pytest.approx(float(exact), rel=1e-5)
-    assert abs(float(broken) - float(exact)) > abs(float(fixed) - float(exact))
+    assert float(fixed.detach()) == pytest.approx(float(exact.detach()), rel=1e-5)
+    assert abs(float(broken.detach()) - float(exact.detach())) > abs(float(fixed.detach()) - float(exact.detach()))
 
 
 def test_perceptual_loss_is_zero_for_identical_signals_and_level_sensitive():
