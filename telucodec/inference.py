@@ -54,9 +54,8 @@ class CodecModel:
         if not np.isfinite(wav).all():
             raise TeluCodecError("the waveform contains NaN or inf samples")
         if sample_rate != self.sample_rate:
-            from scipy.signal import resample_poly
-            g = np.gcd(int(sample_rate), self.sample_rate)
-            wav = resample_poly(wav, self.sample_rate // g, int(sample_rate) // g).astype(np.float32)
+            from .audio_io import resample
+            wav = resample(wav, int(sample_rate), self.sample_rate)
         return torch.from_numpy(wav)[None, None].to(self.device)
 
     def encode(self, wav, sample_rate: int, kbps: float = 6.0) -> np.ndarray:
