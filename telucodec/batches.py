@@ -7,9 +7,11 @@ import torch
 
 
 def crop_batch(clips: list, step: int, batch_size: int, segment: int, seed: int = 0,
-               rank: int = 0, world_size: int = 1) -> torch.Tensor:
+               rank: int = 0, world_size: int = 1, gain_jitter_db: float = 0.0) -> torch.Tensor:
     """The global batch for `step` is batch_size crops of `segment` samples, clips drawn in proportion to their
-    length; this rank gets every world_size-th of them. Returns float32 (batch_size // world_size, 1, segment)."""
+    length; this rank gets every world_size-th of them. Returns float32 (batch_size // world_size, 1, segment).
+    With gain_jitter_db > 0 each crop is scaled by a random gain, uniform in +-gain_jitter_db dB (peaks kept
+    below full scale), drawn after the crops so that the crops themselves do not change."""
     rng = np.random.default_rng([seed, step])
     lengths = np.array([len(c) for c in clips], dtype=np.float64)
     which = rng.choice(len(clips), size=batch_size, p=lengths / lengths.sum())
@@ -19,6 +21,11 @@ def crop_batch(clips: list, step: int, batch_size: int, segment: int, seed: int 
         start = int(rng.integers(0, max(1, len(clip) - segment + 1)))
         piece = clip[start:start + segment]
         out[row, 0, :len(piece)] = piece
+    if gain_jitter_db > 0:
+        gains = 10 ** (rng.uniform(-gain_jitter_db, gain_jitter_db, size=batch_size) / 20)
+        peaks = np.abs(out).max(axis=(1, 2)) * gains
+        gains = np.where(peaks > 0.99, gains * 0.99 / np.maximum(peaks, 1e-9), gains)
+        out *= gains[:, None, None].astype(np.float32)
     return torch.from_numpy(out[rank::world_size].copy())
 
 

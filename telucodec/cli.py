@@ -14,8 +14,16 @@ def _train_parser(sub):
     p.add_argument("--data_dir", default=None, help="folder tree of wav/flac/ogg/mp3 (default: embedded corpus)")
     p.add_argument("--checkpoint_dir", default="checkpoints")
     p.add_argument("--experiment_name", default="telucodec")
-    p.add_argument("--preset", default="ci", choices=["ci", "small", "full"])
+    p.add_argument("--preset", default=None, choices=["ci", "cpu", "small", "full"],
+                   help="model size (default: ci; cpu with --recipe working)")
     p.add_argument("--fixes", default="all", help="all, none, a comma list of fix names, or all-<name>")
+    p.add_argument("--recipe", default="story", choices=["story", "working"],
+                   help="story: the book's codec with --fixes; working: the recipe that learns (telucodec.recipes)")
+    p.add_argument("--without", default="", help="comma list of working-recipe ingredients to turn off")
+    p.add_argument("--extra_data_dir", default=None, help="a second folder of speech added to --data_dir "
+                   "(or to the embedded corpus), split by file the same way")
+    p.add_argument("--val_fraction", type=float, help="fraction of files held out for validation")
+    p.add_argument("--keep_every", type=int, help="keep a weights snapshot every N steps (quality curves)")
     p.add_argument("--batch_size", type=int)
     p.add_argument("--num_epochs", type=int)
     p.add_argument("--steps", type=int, help="optimizer steps (overrides --num_epochs)")
@@ -35,9 +43,16 @@ def cmd_train(args):
     import torch
     from .config import preset
     from .fixes import Fixes
+    from .recipes import INGREDIENTS, recipe
     from .train import fit
-    p = preset(args.preset)
-    for name in ("batch_size", "num_epochs", "steps", "checkpoint_every"):   # would crash or silently train nothing
+    args.preset = args.preset or ("cpu" if args.recipe == "working" else "ci")
+    without = tuple(w.strip() for w in args.without.split(",") if w.strip())
+    try:
+        fixes = Fixes.parse(args.fixes)
+        r = recipe(args.recipe, args.preset, without, fixes)
+    except ValueError as exc:
+        raise _Usage(str(exc)) from None
+    for name in ("batch_size", "num_epochs", "steps", "checkpoint_every", "keep_every"):   # would crash or silently train nothing
         value = getattr(args, name)
         if value is not None and value < 1:
             raise _Usage(f"--{name} must be a positive integer, got {value}")
@@ -45,20 +60,27 @@ def cmd_train(args):
         raise _Usage(f"--learning_rate must be a positive number, got {args.learning_rate}")
     if args.seed is not None and not 0 <= args.seed < 2 ** 32:
         raise _Usage(f"--seed must be between 0 and 2**32 - 1, got {args.seed}")
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        raise _Usage(f"--val_fraction must be between 0 and 1, got {args.val_fraction}")
     changes = {k: getattr(args, k) for k in ("batch_size", "num_epochs", "learning_rate", "optimizer", "amp",
-                                             "checkpoint_every", "on_nonfinite", "seed")
+                                             "checkpoint_every", "on_nonfinite", "seed", "val_fraction",
+                                             "keep_every")
                if getattr(args, k) is not None}
-    tcfg = replace(p.train, **changes)
+    tcfg = replace(r.train, **changes)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu" and tcfg.amp != "off" and args.amp is None:
         tcfg = replace(tcfg, amp="off")                            # the preset's bf16 is meant for GPUs
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise _Usage("--device cuda was asked for but no CUDA GPU is available")
-    try:
-        fixes = Fixes.parse(args.fixes)
-    except ValueError as exc:
-        raise _Usage(str(exc)) from None
-    result = fit(args.preset, fixes, None, train_config=tcfg, steps=args.steps, data_dir=args.data_dir,
+    clips = None
+    if args.extra_data_dir:
+        from .data import load_dataset, spec_for
+        spec = spec_for(r.codec, tcfg)
+        clips = tuple(list(load_dataset(args.data_dir, spec, split)) + list(load_dataset(args.extra_data_dir, spec,
+                                                                                              split))
+                      for split in ("train", "val"))
+    result = fit(args.preset, r.fixes, clips, codec_config=r.codec, train_config=tcfg, steps=args.steps,
+                 data_dir=args.data_dir,
                  checkpoint_dir=args.checkpoint_dir, experiment_name=args.experiment_name, device=device,
                  resume=args.resume, inject_nonfinite_at=args.inject_nonfinite_at)
     if int(os.environ.get("RANK", "0")) == 0:

@@ -22,6 +22,10 @@ class CodecConfig:
     dead_code_threshold: float = 0.5     # EMA usage (assignments per batch) below which a code is re-seeded
     quantizer_dropout: float = 0.5       # probability of training a step with fewer codebooks
     n_q_choices: tuple = (3, 6, 12)      # ...drawn from these counts: 1.5, 3 and 6 kbps
+    # ---- ingredients of the working recipe (telucodec.recipes); the defaults are the story's codec ----
+    weight_norm: bool = False            # weight normalisation on every convolution (SoundStream, EnCodec, DAC)
+    kmeans_buffer: int = 0               # > 0: k-means codebooks from this many latent vectors before step 0
+    dead_code_relative: float = 0.0      # > 0: re-seed codes used less than this fraction of the mean usage
 
     def __post_init__(self):
         if self.codebook_size & (self.codebook_size - 1) or self.codebook_size < 2:
@@ -82,6 +86,13 @@ class TrainConfig:
     amp: str = "off"                     # "bf16", "fp16" or "off"
     on_nonfinite: str = "stop"           # "stop" or "skip" a step whose loss or gradients are NaN/inf
     optimizer: str = "adamw"             # "adamw" (with warm-up) or "adam" (the story's plain Adam)
+    # ---- ingredients of the working recipe (telucodec.recipes); the defaults are the story's training ----
+    loss: str = "story"                  # "story" (L1+MSE, log-mel, VQ) or "working" (waveform, STFT, mel, VQ)
+    balancer: bool = False               # with loss="working": weights as shares of the output gradient
+    lr_schedule: str = "constant"        # "constant" after warm-up, or "cosine" down to 10 % at the last step
+    loudness_lufs: float | None = None   # normalise every training clip to this loudness (pyloudnorm)
+    gain_jitter_db: float = 0.0          # random gain of each training crop, uniform in +-this many dB
+    keep_every: int = 0                  # > 0: also keep a weights snapshot every this many steps (curves)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -112,6 +123,12 @@ PRESETS = {
         CodecConfig(channels=8, dilations=(1, 3), latent_dim=64),
         TrainConfig(batch_size=16, segment_seconds=1.0, corpus_minutes=5.0, checkpoint_every=200, eval_clips=12),
         "about 0.4M convolution parameters; minutes on a CPU",
+    ),
+    # The shipped CPU model of the working recipe (telucodec.recipes): 50x real time on one CPU thread.
+    "cpu": Preset(
+        CodecConfig(channels=12, strides=(4, 8, 10), dilations=(1,), latent_dim=32),
+        TrainConfig(batch_size=8, segment_seconds=1.0, corpus_minutes=12.0, checkpoint_every=250, eval_clips=8),
+        "the shipped model's architecture (0.70M parameters: 0.31M convolution, 0.39M codebooks)",
     ),
     # The GPU model.
     "full": Preset(

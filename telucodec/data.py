@@ -33,6 +33,7 @@ from telucodec.errors import BadAudioWarning, DataError, TeluCodecError
 
 __all__ = [
     "DataSpec",
+    "spec_for",
     "ClipList",
     "CropDataset",
     "scan_audio_folder",
@@ -363,6 +364,23 @@ def _file_signature(paths: Sequence[Path]) -> tuple:
         except OSError:
             sig.append((str(p), -1, -1))
     return tuple(sig)
+
+
+class _Spec:
+    def __init__(self, **fields):
+        self.__dict__.update(fields)
+
+
+def spec_for(codec_config, train_config) -> DataSpec:
+    """The data settings of a model and training configuration (or pass a preset name as the first argument):
+    what :func:`load_dataset` reads."""
+    if isinstance(codec_config, str):
+        from telucodec.config import preset
+        p = preset(codec_config)
+        codec_config, train_config = p.codec, p.train
+    return _Spec(sample_rate=codec_config.sample_rate, segment_seconds=train_config.segment_seconds,
+                 corpus_minutes=train_config.corpus_minutes, val_fraction=train_config.val_fraction,
+                 seed=train_config.seed)
 
 
 def load_dataset(data_dir: str | os.PathLike | None, config: DataSpec | Any = None, split: str = "train") -> ClipList:

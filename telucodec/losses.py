@@ -48,3 +48,101 @@ def total_loss(est: torch.Tensor, ref: torch.Tensor, vq_loss: torch.Tensor, samp
     # report the unclamped values, so a clamp that silently zeroes a gradient shows up in the logs
     return {"total": total, **{k: v.detach().float() for k, v in parts.items()},
             "clamped": [k for k in parts if not fixes.unclamped_losses and float(parts[k].detach()) > CLAMPS[k][1]]}
+
+
+# ------------------------------------------------------------------------------------------- the working loss
+# Not part of the story: the loss of the working recipe (telucodec.recipes). Three terms that see different
+# things, plus the VQ loss as the fixes define it:
+#   waveform  L1 between the waveforms: the only term that cares about phase, so the output stays the input;
+#   stft      multi-resolution STFT, L1 of log10 magnitude + L1 of linear magnitude (DAC's MultiScaleSTFTLoss,
+#             auraloss's log/linear STFT terms), windows from 2048 down to 64 samples;
+#   mel       L1 of log10 magnitude mel spectrograms with short and long windows (DAC's mel loss).
+# It is always computed in float32 and never clamped (fixes 5-7 are about the story's loss and do not apply).
+STFT_SCALES = (2048, 1024, 512, 256, 128, 64)
+MEL_SCALES = ((2048, 128), (1024, 80), (512, 64), (256, 40), (128, 20))
+WORKING_SHARES = {"waveform": 0.3, "stft": 0.35, "mel": 0.35}    # shares of the gradient at the output
+WORKING_WEIGHTS = {"waveform": 1.0, "stft": 1.0, "mel": 1.0}      # plain weights when the balancer is off
+
+
+def stft_loss(est: torch.Tensor, ref: torch.Tensor, scales=STFT_SCALES) -> torch.Tensor:
+    """Multi-resolution STFT loss: mean over window sizes of L1(log10 |X|) + L1(|X|), hop = window / 4."""
+    est, ref = est.reshape(-1, est.shape[-1]).float(), ref.reshape(-1, ref.shape[-1]).float()
+    total = 0.0
+    for n_fft in scales:
+        window = torch.hann_window(n_fft, device=est.device)
+        m_est = torch.stft(est, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        m_ref = torch.stft(ref, n_fft, n_fft // 4, window=window, return_complex=True).abs()
+        total = total + (m_est.clamp_min(1e-5).log10() - m_ref.clamp_min(1e-5).log10()).abs().mean() \
+            + (m_est - m_ref).abs().mean()
+    return total / len(scales)
+
+
+def mel_loss(est: torch.Tensor, ref: torch.Tensor, sample_rate: int, scales=MEL_SCALES) -> torch.Tensor:
+    """L1 between log10 magnitude mel spectrograms (floored at 1e-5), mean over (n_fft, n_mels) scales."""
+    from .spectral import mel_spectrogram
+    total = 0.0
+    for n_fft, n_mels in scales:
+        m_est = mel_spectrogram(est.float(), n_fft, n_mels, sample_rate, power=1.0)
+        m_ref = mel_spectrogram(ref.float(), n_fft, n_mels, sample_rate, power=1.0)
+        total = total + (m_est.clamp_min(1e-5).log10() - m_ref.clamp_min(1e-5).log10()).abs().mean()
+    return total / len(scales)
+
+
+def working_terms(est: torch.Tensor, ref: torch.Tensor, sample_rate: int) -> dict:
+    """The three reconstruction terms of the working loss, in float32 outside autocast."""
+    with torch.autocast(device_type=est.device.type, enabled=False):
+        est, ref = est.float(), ref.float()
+        return {"waveform": F.l1_loss(est, ref), "stft": stft_loss(est, ref), "mel": mel_loss(est, ref, sample_rate)}
+
+
+def working_loss(est: torch.Tensor, ref: torch.Tensor, vq_loss: torch.Tensor, sample_rate: int,
+                 weights: dict = WORKING_WEIGHTS) -> dict:
+    """Total = sum of weighted terms + VQ loss (used as is when the balancer is off; with the balancer the
+    training step backpropagates the terms through `Balancer.backward` instead and ignores "total")."""
+    terms = working_terms(est, ref, sample_rate)
+    total = sum(weights[k] * v for k, v in terms.items()) + vq_loss.float()
+    return {"total": total, "terms": terms, "vq": vq_loss.detach().float(),
+            "recon": reconstruction_loss(est.detach().float(), ref.float()),
+            "perceptual": terms["mel"].detach(), **{k: v.detach() for k, v in terms.items()}, "clamped": []}
+
+
+class Balancer:
+    """EnCodec-style loss balancer: each term gets a fixed *share* of the gradient at the decoder output,
+    whatever its raw scale. For each term k, g_k = dL_k/dy is measured by autograd; the output receives
+    sum_k share_k * g_k / <||g_k||>, where <||g_k||> is a bias-corrected moving average (decay `beta`) of the
+    per-example gradient norm. The VQ loss is not balanced: its gradient reaches the encoder as it is.
+    The state (moving averages) is saved in checkpoints so that training resumes exactly."""
+
+    def __init__(self, shares: dict = WORKING_SHARES, beta: float = 0.999, eps: float = 1e-12):
+        total = sum(shares.values())
+        self.shares = {k: v / total for k, v in shares.items()}
+        self.beta, self.eps = beta, eps
+        self.averages = {k: 0.0 for k in shares}
+        self.count = 0
+
+    def output_gradient(self, terms: dict, output: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """The balanced gradient for `output` and the measured per-term gradient norms (before balancing)."""
+        grads = {k: torch.autograd.grad(terms[k], output, retain_graph=True)[0] for k in self.shares}
+        self.count += 1
+        norms, combined = {}, torch.zeros_like(output)
+        for k, g in grads.items():
+            norm = float(g.reshape(g.shape[0], -1).norm(dim=1).mean())
+            norms[k] = norm
+            self.averages[k] = self.beta * self.averages[k] + (1 - self.beta) * norm
+            average = self.averages[k] / (1 - self.beta ** self.count)
+            combined = combined + self.shares[k] * g / (average + self.eps)
+        return combined, norms
+
+    def backward(self, terms: dict, output: torch.Tensor, vq_loss: torch.Tensor, scale: float = 1.0) -> dict:
+        """Backpropagate the balanced output gradient and the VQ loss in one pass (scaled for fp16 AMP)."""
+        g, norms = self.output_gradient(terms, output)
+        torch.autograd.backward([output, vq_loss.float()], [g * scale, torch.full_like(vq_loss.float(), scale)])
+        return norms
+
+    def state_dict(self) -> dict:
+        return {"shares": dict(self.shares), "averages": dict(self.averages), "count": self.count,
+                "beta": self.beta}
+
+    def load_state_dict(self, state: dict):
+        self.shares, self.averages = dict(state["shares"]), dict(state["averages"])
+        self.count, self.beta = int(state["count"]), float(state["beta"])

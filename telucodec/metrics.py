@@ -71,6 +71,32 @@ def stoi(ref, est, sample_rate: int = 16000) -> float:
     return float(_stoi(ref, est, sample_rate, extended=False))
 
 
+_VISQOL = {}
+
+
+def visqol(ref, est, sample_rate: int = 16000) -> float:
+    """ViSQOL v3 MOS-LQO (1-5) in speech mode, through `visqol-python` with its lattice mapper (offline, the
+    model ships in the package). 16 kHz only. Returns NaN (with a warning) when it cannot score the pair."""
+    import warnings as _w
+    if sample_rate != 16000:
+        raise ValueError("visqol needs 16 kHz audio (speech mode)")
+    ref, est = _aligned(ref, est)
+    try:
+        if "api" not in _VISQOL:
+            from visqol import VisqolApi
+            api = VisqolApi()
+            with _w.catch_warnings():
+                _w.simplefilter("ignore")
+                api.create(mode="speech", use_lattice_model=True)
+            _VISQOL["api"] = api
+        return float(_VISQOL["api"].measure_from_arrays(ref, est, 16000).moslqo)
+    except ImportError:
+        raise
+    except Exception as exc:
+        warnings.warn(f"ViSQOL could not score this pair: {exc}")
+        return float("nan")
+
+
 def summary(ref, est, sample_rate: int = 16000, perceptual: bool = False) -> dict:
     """SNR, SI-SNR, range ratio, mel distance (and PESQ-WB, STOI when `perceptual`)."""
     out = {"snr_db": snr(ref, est), "si_snr_db": si_snr(ref, est), "range_ratio": range_ratio(ref, est),

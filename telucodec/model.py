@@ -78,6 +78,16 @@ class Decoder(nn.Module):
         return y * self.output_scale if self.output_scale is not None else y
 
 
+def apply_weight_norm(module: nn.Module) -> nn.Module:
+    """Weight normalisation (w = g * v / ||v||, per output channel) on every convolution of `module`: the
+    reparametrisation SoundStream, EnCodec and DAC train with. It decouples a layer's scale from its direction."""
+    from torch.nn.utils.parametrizations import weight_norm
+    for child in list(module.modules()):
+        if isinstance(child, (nn.Conv1d, nn.ConvTranspose1d)):
+            weight_norm(child)
+    return module
+
+
 class Codec(nn.Module):
     """Encoder -> ResidualVQ -> Decoder. Input and output are waveforms shaped (batch, 1, samples)."""
 
@@ -87,8 +97,11 @@ class Codec(nn.Module):
         self.encoder = Encoder(config)
         self.quantizer = ResidualVQ(config.latent_dim, config.n_q, config.codebook_size, fixes,
                                     config.commitment_weight, config.ema_decay, config.dead_code_threshold,
-                                    config.kmeans_init)
+                                    config.kmeans_init, config.dead_code_relative)
         self.decoder = Decoder(config, fixes)
+        if config.weight_norm:
+            apply_weight_norm(self.encoder)
+            apply_weight_norm(self.decoder.body)
 
     @property
     def hop_length(self) -> int:
@@ -117,14 +130,31 @@ class Codec(nn.Module):
         choices = [n for n in cfg.n_q_choices if n <= cfg.n_q] or [cfg.n_q]
         return choices[int(torch.randint(len(choices), ()))]
 
-    def forward(self, wav: torch.Tensor, n_q: int | None = None) -> dict:
-        """Encode, quantize and decode. Returns the output waveform, codes, the VQ loss and diagnostics."""
+    def forward(self, wav: torch.Tensor, n_q: int | None = None, bypass_quantizer: bool = False) -> dict:
+        """Encode, quantize and decode. Returns the output waveform, codes, the VQ loss and diagnostics.
+        `bypass_quantizer=True` decodes the continuous latent (a plain autoencoder: the debugging baseline)."""
         padded, length = self._pad(wav)
         z = self.encoder(padded)
+        if bypass_quantizer:
+            out = self.decoder(z)[..., :length]
+            return {"wav": out, "z": z, "n_q": 0, "vq_loss": z.new_zeros(()), "codes": None,
+                    "quantized": z, "commitment": z.new_zeros(0), "codebook_loss": z.new_zeros(0)}
         n_q = n_q or self.sample_n_q()
         vq = self.quantizer(z.float(), n_q)
         out = self.decoder(vq["quantized"].to(z.dtype))[..., :length]
         return {"wav": out, "z": z, "n_q": n_q, **vq}
+
+    @torch.no_grad()
+    def init_codebooks(self, batches) -> int:
+        """k-means initialisation of every codebook from the latents of `batches` (waveforms (B, 1, T)), stage by
+        stage on the residuals left by the stages before it. Returns the number of latent vectors used."""
+        was_training = self.training
+        self.eval()
+        z = torch.cat([self.encoder(self._pad(x)[0]).float().transpose(1, 2).reshape(-1, self.config.latent_dim)
+                       for x in batches])
+        self.quantizer.kmeans_init_from(z)
+        self.train(was_training)
+        return z.shape[0]
 
     @torch.no_grad()
     def encode_tensor(self, wav: torch.Tensor, n_q: int | None = None) -> torch.Tensor:

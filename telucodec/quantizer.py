@@ -23,9 +23,11 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
 class VectorQuantizer(nn.Module):
     """One codebook of `size` vectors of dimension `dim`, updated by EMA and/or by gradients."""
 
-    def __init__(self, dim: int, size: int, decay: float = 0.99, dead_code_threshold: float = 0.5):
+    def __init__(self, dim: int, size: int, decay: float = 0.99, dead_code_threshold: float = 0.5,
+                 dead_code_relative: float = 0.0):
         super().__init__()
         self.dim, self.size, self.decay, self.dead_code_threshold = dim, size, decay, dead_code_threshold
+        self.dead_code_relative = dead_code_relative
         self.codebook = nn.Parameter(torch.randn(size, dim) * 0.1)
         self.register_buffer("ema_count", torch.ones(size))
         self.register_buffer("ema_sum", self.codebook.data.clone())
@@ -73,10 +75,18 @@ class VectorQuantizer(nn.Module):
         self.codebook.data.copy_(self.ema_sum / smoothed[:, None])
         self.reseed_dead_codes(x)
 
+    def dead_codes(self) -> torch.Tensor:
+        """Which codes count as dead: EMA usage (assignments per batch) below the absolute threshold (the story's
+        codec), or below `dead_code_relative` x the mean usage per code (the working recipe: it does not depend
+        on how many vectors a batch holds)."""
+        if self.dead_code_relative > 0:
+            return self.ema_count < self.dead_code_relative * self.ema_count.mean()
+        return self.ema_count < self.dead_code_threshold
+
     @torch.no_grad()
     def reseed_dead_codes(self, x: torch.Tensor):
         """Replace codes whose EMA usage fell below the threshold by random vectors of the current batch."""
-        dead = self.ema_count < self.dead_code_threshold
+        dead = self.dead_codes()
         n_dead = int(dead.sum())
         if n_dead == 0 or x.shape[0] == 0:
             return 0
@@ -103,12 +113,23 @@ class ResidualVQ(nn.Module):
     """n_q VectorQuantizers in a chain, with the story's switches for STE placement and loss reduction."""
 
     def __init__(self, dim, n_q, codebook_size, fixes: Fixes, commitment_weight=0.25, decay=0.99,
-                 dead_code_threshold=0.5, kmeans_init=False):
+                 dead_code_threshold=0.5, kmeans_init=False, dead_code_relative=0.0):
         super().__init__()
         self.fixes, self.beta, self.n_q = fixes, commitment_weight, n_q
         self.use_kmeans_init = kmeans_init
         self.stages = nn.ModuleList(
-            VectorQuantizer(dim, codebook_size, decay, dead_code_threshold) for _ in range(n_q))
+            VectorQuantizer(dim, codebook_size, decay, dead_code_threshold, dead_code_relative) for _ in range(n_q))
+
+    @torch.no_grad()
+    def kmeans_init_from(self, z: torch.Tensor):
+        """Seed every stage by k-means on a buffer of latent vectors z (N, dim): stage i clusters what stages
+        0..i-1 leave over, so each codebook starts where its residuals are. Needs N >= codebook size."""
+        residual = z.detach().float()
+        if residual.shape[0] < self.stages[0].size:
+            raise ValueError(f"k-means needs at least {self.stages[0].size} vectors, got {residual.shape[0]}")
+        for stage in self.stages:
+            stage.kmeans_init(residual)
+            residual = residual - stage.lookup(stage.nearest(residual), learnable=False)
 
     def forward(self, z: torch.Tensor, n_q: int | None = None) -> dict:
         """z: (B, dim, frames). Returns the quantized latent (with gradients routed by the STE), codes and losses."""

@@ -22,7 +22,7 @@ from .batches import crop_batch, eval_crops, steps_per_epoch
 from .config import CodecConfig, TrainConfig, preset as get_preset
 from .errors import TeluCodecError
 from .fixes import Fixes
-from .losses import total_loss
+from .losses import Balancer, total_loss, working_loss
 from .metrics import mel_distance, range_ratio, si_snr, snr
 from .model import Codec
 from .quantizer import codebook_usage
@@ -72,10 +72,14 @@ def _restore_rng(state: dict):
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def learning_rate(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up to cfg.learning_rate over warmup_steps, then constant."""
+def learning_rate(step: int, cfg: TrainConfig, total_steps: int | None = None) -> float:
+    """Linear warm-up to cfg.learning_rate over warmup_steps, then constant (the story) or, with
+    lr_schedule="cosine", a half cosine from the peak down to 10 % of it at `total_steps`."""
     if cfg.warmup_steps and step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    if cfg.lr_schedule == "cosine" and total_steps:
+        done = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
+        return cfg.learning_rate * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * done)))
     return cfg.learning_rate
 
 
@@ -115,6 +119,7 @@ def evaluate(model: Codec, crops: list, n_q: int | None = None, device="cpu") ->
     ref_all, est_all = np.concatenate(refs), np.concatenate(ests)
     codes = torch.cat([c.transpose(1, 2) for c in all_codes], dim=2)  # (1, n_q, frames)
     usage = codebook_usage(codes, model.config.codebook_size)
+    dead = [int(stage.dead_codes().sum()) for stage in model.quantizer.stages]
     return {
         "output_min": float(est_all.min()), "output_max": float(est_all.max()),
         "range_ratio": range_ratio(ref_all, est_all),
@@ -123,6 +128,8 @@ def evaluate(model: Codec, crops: list, n_q: int | None = None, device="cpu") ->
         "mel_distance": float(np.mean([mel_distance(r, e, sr) for r, e in zip(refs, ests)])),
         "codebook_usage": float(np.mean(usage["usage"])),
         "perplexity": float(np.mean(usage["perplexity"])),
+        "usage_per_stage": usage["usage"], "perplexity_per_stage": usage["perplexity"],
+        "dead_codes_per_stage": dead,
     }
 
 
@@ -164,6 +171,9 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
         clips = (load_dataset(data_dir, _DataSpec(ccfg, tcfg), "train"),
                  load_dataset(data_dir, _DataSpec(ccfg, tcfg), "val"))
     train_clips, val_clips = clips
+    if tcfg.loudness_lufs is not None:
+        from .audio_io import normalise_loudness
+        train_clips = [normalise_loudness(c, ccfg.sample_rate, tcfg.loudness_lufs) for c in train_clips]
     segment = int(round(tcfg.segment_seconds * ccfg.sample_rate))
     if tcfg.batch_size % world:
         raise TeluCodecError(f"--batch_size {tcfg.batch_size} must be divisible by the {world} processes")
@@ -176,8 +186,10 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
     optimizer = make_optimizer(model, tcfg)
     amp_dtype = _amp_dtype(tcfg.amp)
     scaler = torch.amp.GradScaler(dev.type, enabled=(amp_dtype == torch.float16))
+    balancer = Balancer() if (tcfg.loss == "working" and tcfg.balancer) else None
     result = RunResult(model=model)
     start_step = 0
+    seconds_before = 0.0                       # training time of earlier sittings (resume)
 
     run_dir = None
     if checkpoint_dir is not None:
@@ -201,6 +213,14 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
                 result.history = json.loads(state["history"])
                 result.epochs = json.loads(state["epochs"])
                 result.skipped_steps = int(state.get("skipped_steps", 0))
+                seconds_before = float(state.get("train_seconds", 0.0))
+                if balancer is not None:
+                    balancer.load_state_dict(state["balancer"])
+    if start_step == 0 and ccfg.kmeans_buffer > 0:
+        frames = max(1, segment // ccfg.hop_length) * tcfg.batch_size
+        n_batches = -(-ccfg.kmeans_buffer // frames)
+        model.init_codebooks([crop_batch(train_clips, 2 ** 40 + i, tcfg.batch_size, segment, tcfg.seed).to(dev)
+                              for i in range(n_batches)])
     ddp_model = model
     if distributed:
         ddp_model = torch.nn.parallel.DistributedDataParallel(
@@ -214,9 +234,17 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
             "rng": _rng_state(), "step": step, "codec_config": ccfg.to_dict(), "train_config": tcfg.to_dict(),
             "fixes": fixes.to_dict(), "history": json.dumps(result.history), "epochs": json.dumps(result.epochs),
             "skipped_steps": result.skipped_steps,
+            "train_seconds": seconds_before + time.perf_counter() - t0,
         }
+        if balancer is not None:
+            state["balancer"] = balancer.state_dict()
         ckpt.save_checkpoint(run_dir / f"step_{step:08d}.pt", state)
         ckpt.keep_last(run_dir, 2)
+        if tcfg.keep_every and step % tcfg.keep_every == 0:   # weights-only snapshots for quality curves
+            from .inference import export_safetensors
+            (run_dir / "snapshots").mkdir(exist_ok=True)
+            export_safetensors(model, run_dir / "snapshots" / f"step_{step:08d}.safetensors",
+                               {"step": step, "train_seconds": f"{state['train_seconds']:.1f}"})
 
     log_file = open(run_dir / "metrics.jsonl", "a") if (run_dir is not None and is_main) else None
     show = progress if progress is not None else (is_main and sys.stderr.isatty())
@@ -233,8 +261,9 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
     try:
         while step < total_steps:
             for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, tcfg)
-            x = crop_batch(train_clips, step, tcfg.batch_size, segment, tcfg.seed, rank, world).to(dev)
+                group["lr"] = learning_rate(step, tcfg, total_steps)
+            x = crop_batch(train_clips, step, tcfg.batch_size, segment, tcfg.seed, rank, world,
+                           gain_jitter_db=tcfg.gain_jitter_db).to(dev)
             # The EMA codebook update happens inside the forward pass, before the loss can be checked: keep a copy
             # so that a skipped step leaves no trace (a NaN latent would otherwise poison every codebook).
             vq_backup = ({k: v.clone() for k, v in model.quantizer.state_dict().items()}
@@ -242,7 +271,10 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
             with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
                 out = ddp_model(x)
                 out["z"].retain_grad()
-                losses = total_loss(out["wav"], x, out["vq_loss"], ccfg.sample_rate, fixes)
+                if tcfg.loss == "working":
+                    losses = working_loss(out["wav"], x, out["vq_loss"], ccfg.sample_rate)
+                else:
+                    losses = total_loss(out["wav"], x, out["vq_loss"], ccfg.sample_rate, fixes)
             loss = losses["total"]
             if inject_nonfinite_at is not None and step == inject_nonfinite_at:
                 loss = loss * float("nan")
@@ -254,7 +286,11 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
                 if run_dir is not None and (step % tcfg.checkpoint_every == 0 or step == total_steps):
                     save(step)                                 # a skipped last step still ends with a checkpoint
                 continue
-            scaler.scale(loss).backward()
+            if balancer is not None:
+                balancer.backward(losses["terms"], out["wav"], out["vq_loss"],
+                                  scaler.get_scale() if scaler.is_enabled() else 1.0)
+            else:
+                scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
             enc_norm = _grad_norm(encoder_params)
             z_grad = float(out["z"].grad.float().norm()) if out["z"].grad is not None else 0.0
@@ -281,6 +317,8 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
                        "lr": optimizer.param_groups[0]["lr"],
                        "output_scale": _scale(model), "output_peak": float(out["wav"].detach().abs().max()),
                        "input_peak": float(x.abs().max())}
+                if tcfg.loss == "working":
+                    rec.update({k: float(losses[k]) for k in ("waveform", "stft", "mel")})
                 result.history.append(rec)
                 if log_file:
                     log_file.write(json.dumps(rec) + "\n")

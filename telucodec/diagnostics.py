@@ -1,0 +1,118 @@
+"""Does it learn at all? Four probes for a codec that fails quietly, each a function the book and the tests call.
+
+* `overfit_one_clip`   - can the network fit one clip, with the quantizer bypassed? If not, nothing else matters.
+* `rvq_residual_norms` - does each quantizer stage shrink what the stages before it left over?
+* `gradient_shares`    - which loss term owns the gradient at the decoder output and at the latent?
+* `codebook_health`    - usage, perplexity and dead codes per stage, for a batch of codes.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .config import CodecConfig
+from .fixes import Fixes
+from .model import Codec
+
+
+def overfit_one_clip(clip: np.ndarray, codec_config: CodecConfig, steps: int = 300, lr: float = 3e-3,
+                     bypass_quantizer: bool = True, fixes: Fixes = Fixes.all(), seed: int = 0,
+                     loss: str = "working", eval_every: int = 50) -> dict:
+    """Train a fresh codec on one clip only (full-clip batches) and return SI-SNR (dB) against steps. With
+    `bypass_quantizer` the decoder sees the continuous latent: a plain autoencoder, the upper bound."""
+    from .losses import total_loss, working_loss
+    from .metrics import si_snr
+    torch.manual_seed(seed)
+    model = Codec(codec_config, fixes)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99))
+    x = torch.from_numpy(np.asarray(clip, np.float32))[None, None]
+    curve = []
+    for step in range(1, steps + 1):
+        model.train()
+        out = model(x, n_q=codec_config.n_q, bypass_quantizer=bypass_quantizer)
+        if loss == "working":
+            total = working_loss(out["wav"], x, out["vq_loss"], codec_config.sample_rate)["total"]
+        else:
+            total = total_loss(out["wav"], x, out["vq_loss"], codec_config.sample_rate, fixes)["total"]
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        if step % eval_every == 0 or step == steps:
+            model.eval()
+            with torch.no_grad():
+                y = model(x, n_q=codec_config.n_q, bypass_quantizer=bypass_quantizer)["wav"]
+            curve.append({"step": step, "si_snr_db": si_snr(x[0, 0], y[0, 0]), "loss": float(total.detach())})
+    return {"model": model, "curve": curve, "si_snr_db": curve[-1]["si_snr_db"],
+            "best_si_snr_db": max(c["si_snr_db"] for c in curve)}
+
+
+@torch.no_grad()
+def rvq_residual_norms(model: Codec, wav: torch.Tensor) -> list:
+    """RMS of the residual before stage 0 (the latent itself) and after each stage, for waveforms (B, 1, T).
+    A healthy quantizer makes this fall at every stage."""
+    was_training = model.training
+    model.eval()
+    z = model.encoder(model._pad(wav)[0]).float().transpose(1, 2).reshape(-1, model.config.latent_dim)
+    norms, residual = [float(z.pow(2).mean().sqrt())], z
+    for stage in model.quantizer.stages:
+        residual = residual - stage.lookup(stage.nearest(residual), learnable=False)
+        norms.append(float(residual.pow(2).mean().sqrt()))
+    model.train(was_training)
+    return norms
+
+
+def gradient_shares(model: Codec, wav: torch.Tensor, terms_fn, n_q: int | None = None) -> dict:
+    """Each loss term's gradient norm at the decoder output and at the latent z, and its share of the sum.
+    `terms_fn(out, wav)` returns a dict {name: scalar loss} of already-weighted terms (e.g. the story's
+    2.0 * recon, 0.1 * perceptual and the VQ loss). The model's parameters are not changed."""
+    model.train()
+    out = model(wav, n_q=n_q or model.config.n_q)
+    terms = terms_fn(out, wav)
+    result = {}
+    for where, tensor in (("output", out["wav"]), ("latent", out["z"])):
+        norms = {}
+        for name, term in terms.items():
+            if not term.requires_grad:
+                norms[name] = 0.0
+                continue
+            g = torch.autograd.grad(term, tensor, retain_graph=True, allow_unused=True)[0]
+            norms[name] = 0.0 if g is None else float(g.norm())
+        total = sum(norms.values()) or 1.0
+        result[where] = {name: {"norm": n, "share": n / total} for name, n in norms.items()}
+    model.zero_grad(set_to_none=True)
+    return result
+
+
+def story_terms(fixes: Fixes, sample_rate: int = 16000):
+    """terms_fn for `gradient_shares`: the story's weighted loss terms under `fixes` (clamps included)."""
+    from .losses import CLAMPS, WEIGHTS_BROKEN, WEIGHTS_FIXED, perceptual_loss, reconstruction_loss
+    weights = WEIGHTS_FIXED if fixes.reweighted_losses else WEIGHTS_BROKEN
+
+    def terms(out, wav):
+        parts = {"recon": reconstruction_loss(out["wav"].float(), wav.float()),
+                 "perceptual": perceptual_loss(out["wav"], wav, sample_rate, fixes), "vq": out["vq_loss"]}
+        if not fixes.unclamped_losses:
+            parts = {k: v.clamp(*CLAMPS[k]) for k, v in parts.items()}
+        return {k: weights[k] * v.float() for k, v in parts.items()}
+    return terms
+
+
+def working_terms_fn(sample_rate: int = 16000, weights=None):
+    """terms_fn for `gradient_shares`: the working loss's terms (plain weights) and the VQ loss."""
+    from .losses import WORKING_WEIGHTS, working_terms
+    weights = weights or WORKING_WEIGHTS
+
+    def terms(out, wav):
+        t = working_terms(out["wav"], wav, sample_rate)
+        return {**{k: weights[k] * v for k, v in t.items()}, "vq": out["vq_loss"].float()}
+    return terms
+
+
+def codebook_health(model: Codec, codes: torch.Tensor) -> list:
+    """Per stage: fraction of codes used, perplexity of the code distribution, and codes the quantizer
+    counts as dead right now. `codes` is (B, n_q, frames)."""
+    from .quantizer import codebook_usage
+    usage = codebook_usage(codes, model.config.codebook_size)
+    return [{"stage": i, "usage": u, "perplexity": p, "dead": int(model.quantizer.stages[i].dead_codes().sum())}
+            for i, (u, p) in enumerate(zip(usage["usage"], usage["perplexity"]))]

@@ -1,0 +1,72 @@
+"""Training recipes: the story's codec, and the working recipe that makes it learn on a CPU.
+
+A recipe is the seven fixes plus named *ingredients*, each a field of CodecConfig or TrainConfig whose default is
+the story's behaviour. `recipe("working", "cpu")` turns every ingredient on; `recipe("working", "cpu",
+without=("balancer",))` turns one off, so the book can measure what each is worth. No ingredient changes what
+a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
+
+| ingredient            | what it does                                                                    |
+|-----------------------|---------------------------------------------------------------------------------|
+| `working_loss`        | waveform L1 + multi-resolution STFT + log10 mel, float32 (instead of the story's) |
+| `balancer`            | each of those terms gets a fixed share of the gradient at the decoder output    |
+| `weight_norm`         | weight normalisation on every convolution                                       |
+| `kmeans_init`         | codebooks start as k-means centroids of 8192 real latent vectors                |
+| `relative_dead_codes` | a code is dead below 5 % of the mean usage (not below 0.5 uses per batch)       |
+| `loudness`            | training clips normalised to -23 LUFS, crops jittered by +-6 dB                 |
+| `long_crops`          | 1 s training crops (the story's ci preset uses 0.5 s)                           |
+| `lr_schedule`         | cosine decay of the learning rate to 10 % at the last step                      |
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from .config import CodecConfig, TrainConfig, preset as get_preset
+from .fixes import Fixes
+
+# ingredient -> (CodecConfig changes, TrainConfig changes) that turn it ON
+INGREDIENTS = {
+    "working_loss": ({}, {"loss": "working"}),
+    "balancer": ({}, {"balancer": True}),
+    "weight_norm": ({"weight_norm": True}, {}),
+    "kmeans_init": ({"kmeans_buffer": 8192}, {}),
+    "relative_dead_codes": ({"dead_code_relative": 0.05}, {}),
+    "loudness": ({}, {"loudness_lufs": -23.0, "gain_jitter_db": 6.0}),
+    "long_crops": ({}, {"segment_seconds": 1.0}),
+    "lr_schedule": ({}, {"lr_schedule": "cosine"}),
+}
+
+RECIPES = {
+    "story": (),                          # the codec as the story built it (with whichever fixes you pass)
+    "working": tuple(INGREDIENTS),        # every ingredient on
+}
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    codec: CodecConfig
+    train: TrainConfig
+    fixes: Fixes
+    ingredients: tuple
+
+
+def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes | None = None) -> Recipe:
+    """The preset's configurations with the recipe's ingredients on (minus `without`). The working recipe
+    trains with all seven fixes on unless `fixes` says otherwise; the story recipe with none."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+    unknown = [w for w in without if w not in INGREDIENTS]
+    if unknown:
+        raise ValueError(f"unknown ingredient(s) {', '.join(unknown)}; choose from {', '.join(INGREDIENTS)}")
+    p = get_preset(preset)
+    ccfg, tcfg = p.codec, p.train
+    on = tuple(i for i in RECIPES[name] if i not in without)
+    for ingredient in on:
+        codec_changes, train_changes = INGREDIENTS[ingredient]
+        ccfg, tcfg = replace(ccfg, **codec_changes), replace(tcfg, **train_changes)
+    if "balancer" in on and "working_loss" not in on:
+        raise ValueError("the balancer balances the working loss's terms: keep working_loss on")
+    if fixes is None:
+        fixes = Fixes.all() if name == "working" else Fixes.none()
+    label = name if not without else f"{name}-" + "-".join(without)
+    return Recipe(label, ccfg, tcfg, fixes, on)
