@@ -128,6 +128,9 @@ def run(profile: Profile, fixes: Fixes, clips=None, steps: int | None = None, se
     tcfg = replace(p.train, seed=seed, **train_changes)
     numerics = (os.environ.get("MKL_CBWR"), torch.get_num_threads())
     extra = [] if numerics == ("COMPATIBLE", 1) else [list(numerics)]  # runs outside the CI set-up stay apart
+    # The CPU kernels torch dispatches to (AVX512, AVX2, default; ATEN_CPU_CAPABILITY selects them) round
+    # differently, so a run trained under one numeric path is never reused under another.
+    extra.append(["cpu_capability", torch.backends.cpu.get_cpu_capability()])
     key = hashlib.sha256(json.dumps([_source_hash(), _clips_hash(clips), profile.preset, profile.device, steps,
                                      fixes.to_dict(), tcfg.to_dict(), torch.__version__] + extra,
                                     sort_keys=True).encode()).hexdigest()[:24]
