@@ -56,7 +56,7 @@ def test_notebooks_under_a_second_numeric_path():
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
     env["ATEN_CPU_CAPABILITY"] = capability
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--nbval-lax",
-           "--nbval-current-env", "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "--nbval-cell-timeout", "600",
+           "--nbval-current-env", "--nbval-cell-timeout", "600",
            *NOTEBOOKS]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3000)
     tail = (result.stdout + result.stderr)[-12000:]
