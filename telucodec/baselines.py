@@ -111,9 +111,11 @@ BASELINES: dict[str, Baseline] = {
     b.name: b
     for b in [
         Baseline("opus-6", "Opus 6 kbps", "opus", 6.0, 16000),
+        Baseline("opus-8", "Opus 8 kbps", "opus", 8.0, 16000),
         Baseline("opus-12", "Opus 12 kbps", "opus", 12.0, 16000),
         Baseline("amrnb-4.75", "AMR-NB 4.75 kbps", "amrnb", 4.75, 8000),
         Baseline("amrnb-12.2", "AMR-NB 12.2 kbps", "amrnb", 12.2, 8000),
+        Baseline("codec2-1200", "Codec2 1200", "codec2", 1.2, 8000),
         Baseline("codec2-3200", "Codec2 3200", "codec2", 3.2, 8000),
     ]
 }

@@ -165,7 +165,8 @@ def _fmt(x, digits=2):
 
 
 # ============================================================================================== quality
-def _load_clips(data_dir, max_clips: int, max_seconds: float, quick: bool, split: str | None = None):
+def _load_clips(data_dir, max_clips: int, max_seconds: float, quick: bool, split: str | None = None,
+                val_fraction: float | None = None):
     """[(name, float32 16 kHz mono)] of held-out speech, and a description of where it came from.
 
     No data_dir: the validation split of the embedded corpus, built the way the 'full' preset trains
@@ -178,6 +179,9 @@ def _load_clips(data_dir, max_clips: int, max_seconds: float, quick: bool, split
     from . import data as _data
     from .config import preset as _preset
     train_cfg = _preset("full").train  # corpus_minutes, val_fraction; sample rate defaults to 16 kHz
+    if val_fraction is not None:       # the split a model was trained with (the shipped model: 0.25)
+        from dataclasses import replace as _replace
+        train_cfg = _replace(train_cfg, val_fraction=val_fraction)
     if data_dir is None:
         split = split or "val"
         ds = _data.load_dataset(None, train_cfg, split=split)
@@ -217,12 +221,15 @@ def _load_telucodec(checkpoint, quick: bool):
                       "(results/pretrained/telucodec.safetensors)")
 
 
-def _metrics(ref, est) -> dict:
+def _metrics(ref, est, visqol: bool = False) -> dict:
     from . import metrics as M
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return {"pesq_wb": M.pesq_wb(ref, est, SR), "stoi": M.stoi(ref, est, SR),
-                "si_snr_db": M.si_snr(ref, est), "mel_distance": M.mel_distance(ref, est, SR)}
+        out = {"pesq_wb": M.pesq_wb(ref, est, SR), "stoi": M.stoi(ref, est, SR),
+               "si_snr_db": M.si_snr(ref, est), "mel_distance": M.mel_distance(ref, est, SR)}
+        if visqol:
+            out["visqol"] = M.visqol(ref, est, SR)
+        return out
 
 
 def _nanmean(values):
@@ -232,7 +239,7 @@ def _nanmean(values):
 
 def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *, max_seconds: float = 10.0,
             split: str | None = None, quick: bool = False, baselines_to_run=None, command: str | None = None,
-            progress=print) -> dict:
+            progress=print, visqol: bool = False, val_fraction: float | None = None) -> dict:
     """Score TeluCodec (1.5/3/6 kbps) and the classical baselines on held-out speech.
 
     Returns a dict with one row per system (mean metrics over clips, bits/s spent), per-clip values,
@@ -242,7 +249,7 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
     from . import baselines as B
     from . import bitstream
     t_start = time.time()
-    clips, source = _load_clips(data_dir, max_clips, max_seconds, quick, split)
+    clips, source = _load_clips(data_dir, max_clips, max_seconds, quick, split, val_fraction)
     total_seconds = sum(len(w) for _, w in clips) / SR
     progress(f"quality: {len(clips)} clips, {total_seconds:.1f} s of audio from {source}")
     model, model_desc = _load_telucodec(checkpoint, quick)
@@ -302,7 +309,7 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
             est = np.asarray(est, dtype=np.float32).reshape(-1)
             if len(est) != len(wav):
                 raise TeluCodecError(f"{key}: decoded {len(est)} samples for {len(wav)} in {name}")
-            m = _metrics(wav, est)
+            m = _metrics(wav, est, visqol)
             m["clip"] = name
             m["seconds"] = seconds
             clip_rows.append(m)
@@ -315,6 +322,7 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
             stoi=_nanmean(r["stoi"] for r in clip_rows),
             si_snr_db=_nanmean(r["si_snr_db"] for r in clip_rows),
             mel_distance=_nanmean(r["mel_distance"] for r in clip_rows),
+            visqol=_nanmean(r["visqol"] for r in clip_rows) if visqol else None,
             seconds_to_run=time.time() - t0,
             note="; ".join(sorted(notes)),
         )
@@ -344,22 +352,25 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
 
 
 def quality_markdown(result: dict) -> str:
+    with_visqol = any(r.get("visqol") is not None for r in result["rows"])
     lines = [
         f"Data: {result['data_source']}; {result['clips']} clips, {result['audio_seconds']:.1f} s "
         f"(each cut to at most {result['max_seconds_per_clip']:g} s). TeluCodec: {result['telucodec_model']}.",
         "",
-        "| system | target kbit/s | kbit/s spent | PESQ-WB ↑ | STOI ↑ | SI-SNR (dB) ↑ | mel distance ↓ |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| system | target kbit/s | kbit/s spent | PESQ-WB ↑ | STOI ↑ | SI-SNR (dB) ↑ | mel distance ↓ |"
+        + (" ViSQOL ↑ |" if with_visqol else ""),
+        "|---|---:|---:|---:|---:|---:|---:|" + ("---:|" if with_visqol else ""),
     ]
     for r in result["rows"]:
         if r["status"] != "ok":
-            lines.append(f"| {r['label']} | {r['target_kbps']:g} | {r['status']} | | | | |")
+            lines.append(f"| {r['label']} | {r['target_kbps']:g} | {r['status']} | | | | |" + (" |" if with_visqol else ""))
             continue
         pesq = _fmt(r["pesq_wb"])
         if r["pesq_scored"] < result["clips"]:
             pesq += f" ({r['pesq_scored']}/{result['clips']} clips)"
         lines.append(f"| {r['label']} | {r['target_kbps']:g} | {r['kbps_spent']:.2f} | {pesq} | {_fmt(r['stoi'], 3)} "
-                     f"| {_fmt(r['si_snr_db'], 1)} | {_fmt(r['mel_distance'], 3)} |")
+                     f"| {_fmt(r['si_snr_db'], 1)} | {_fmt(r['mel_distance'], 3)} |"
+                     + (f" {_fmt(r.get('visqol'))} |" if with_visqol else ""))
     grouped: dict[str, list[str]] = {}
     for r in result["rows"]:
         if r.get("note"):
@@ -778,6 +789,9 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--max_seconds", type=float, default=10.0, help="cut each clip to this length")
     q.add_argument("--split", choices=("all", "val", "train"), default=None,
                    help="which files to score (default: val for the embedded corpus, all for --data_dir)")
+    q.add_argument("--val_fraction", type=float, default=None,
+                   help="the held-out fraction the model was trained with (the shipped model: 0.25)")
+    q.add_argument("--visqol", action="store_true", help="also score ViSQOL v3 (speech mode; ~2 s per pair)")
     s = sub.add_parser("speed", help="encode/decode real-time factors and train-step time vs EnCodec")
     s.add_argument("--checkpoint", default=None, help="TeluCodec checkpoint (its architecture is timed)")
     s.add_argument("--preset", default=None,
@@ -801,7 +815,8 @@ def main(argv=None) -> int:
     command = _command(argv)
     if args.what == "quality":
         res = quality(args.data_dir, args.checkpoint, args.max_clips, args.out, max_seconds=args.max_seconds,
-                      split=args.split, quick=args.quick, command=command, progress=progress)
+                      split=args.split, quick=args.quick, command=command, progress=progress,
+                      visqol=args.visqol, val_fraction=args.val_fraction)
         print(quality_markdown(res))
         print(f"wrote {Path(args.out) / 'quality.md'}, quality.json, quality.png")
     else:

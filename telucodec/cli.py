@@ -1,4 +1,4 @@
-"""`python -m telucodec {train,encode,decode,bench,experiments}`. User errors print one line and exit 2."""
+"""`python -m telucodec {train,encode,decode,demo,bench,experiments}`. User errors print one line and exit 2."""
 from __future__ import annotations
 
 import argparse
@@ -148,8 +148,11 @@ def main(argv=None) -> int:
     b.add_argument("rest", nargs=argparse.REMAINDER)
     e = sub.add_parser("experiments", help="the GPU ablation run (see scripts/gpu_run.sh)", add_help=False)
     e.add_argument("rest", nargs=argparse.REMAINDER)
+    d = sub.add_parser("demo", help="the shipped codec beside Opus, AMR-NB and Codec2 on a Telugu sentence",
+                       add_help=False)
+    d.add_argument("rest", nargs=argparse.REMAINDER)
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("bench", "experiments"):       # they parse their own options
+    if argv and argv[0] in ("bench", "experiments", "demo"):   # they parse their own options
         args = argparse.Namespace(command=argv[0], rest=argv[1:])
     else:
         args = parser.parse_args(argv)
@@ -170,6 +173,9 @@ def main(argv=None) -> int:
         elif args.command == "experiments":
             from . import experiments
             return experiments.main(args.rest) or 0
+        elif args.command == "demo":
+            from . import demo
+            return demo.main(args.rest) or 0
     except (TeluCodecError, _Usage) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -19,9 +19,11 @@ def overfit_one_clip(clip: np.ndarray, codec_config: CodecConfig, steps: int = 3
                      bypass_quantizer: bool = True, fixes: Fixes = Fixes.all(), seed: int = 0,
                      loss: str = "working", eval_every: int = 50) -> dict:
     """Train a fresh codec on one clip only (full-clip batches) and return SI-SNR (dB) against steps. With
-    `bypass_quantizer` the decoder sees the continuous latent: a plain autoencoder, the upper bound."""
-    from .losses import total_loss, working_loss
+    `bypass_quantizer` the decoder sees the continuous latent: a plain autoencoder, the upper bound.
+    `loss` is "working" (balanced, as the working recipe trains) or "story" (the story's loss under `fixes`)."""
+    from .losses import Balancer, total_loss, working_loss
     from .metrics import si_snr
+    balancer = Balancer() if loss == "working" else None
     torch.manual_seed(seed)
     model = Codec(codec_config, fixes)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.8, 0.99))
@@ -30,12 +32,14 @@ def overfit_one_clip(clip: np.ndarray, codec_config: CodecConfig, steps: int = 3
     for step in range(1, steps + 1):
         model.train()
         out = model(x, n_q=codec_config.n_q, bypass_quantizer=bypass_quantizer)
-        if loss == "working":
-            total = working_loss(out["wav"], x, out["vq_loss"], codec_config.sample_rate)["total"]
-        else:
-            total = total_loss(out["wav"], x, out["vq_loss"], codec_config.sample_rate, fixes)["total"]
         opt.zero_grad(set_to_none=True)
-        total.backward()
+        if loss == "working":                                 # the working loss, balanced as in training
+            losses = working_loss(out["wav"], x, out["vq_loss"], codec_config.sample_rate)
+            balancer.backward(losses["terms"], out["wav"], out["vq_loss"])
+        else:                                                 # the story's loss under `fixes`
+            losses = total_loss(out["wav"], x, out["vq_loss"], codec_config.sample_rate, fixes)
+            losses["total"].backward()
+        total = losses["total"]
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if step % eval_every == 0 or step == steps:

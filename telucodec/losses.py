@@ -60,7 +60,7 @@ def total_loss(est: torch.Tensor, ref: torch.Tensor, vq_loss: torch.Tensor, samp
 # It is always computed in float32 and never clamped (fixes 5-7 are about the story's loss and do not apply).
 STFT_SCALES = (2048, 1024, 512, 256, 128, 64)
 MEL_SCALES = ((2048, 128), (1024, 80), (512, 64), (256, 40), (128, 20))
-WORKING_SHARES = {"waveform": 0.3, "stft": 0.35, "mel": 0.35}    # shares of the gradient at the output
+WORKING_SHARES = {"waveform": 0.15, "stft": 0.425, "mel": 0.425}    # shares of the gradient at the output
 WORKING_WEIGHTS = {"waveform": 1.0, "stft": 1.0, "mel": 1.0}      # plain weights when the balancer is off
 
 
@@ -111,12 +111,14 @@ class Balancer:
     whatever its raw scale. For each term k, g_k = dL_k/dy is measured by autograd; the output receives
     sum_k share_k * g_k / <||g_k||>, where <||g_k||> is a bias-corrected moving average (decay `beta`) of the
     per-example gradient norm. The VQ loss is not balanced: its gradient reaches the encoder as it is.
-    The state (moving averages) is saved in checkpoints so that training resumes exactly."""
+    The balanced gradient is rescaled to `total_norm` per example (EnCodec), or by default to the sum of the
+    terms' average norms. The state (moving averages) is saved in checkpoints so that training resumes exactly."""
 
-    def __init__(self, shares: dict = WORKING_SHARES, beta: float = 0.999, eps: float = 1e-12):
+    def __init__(self, shares: dict = WORKING_SHARES, beta: float = 0.999, eps: float = 1e-12,
+                 total_norm: float | None = None):
         total = sum(shares.values())
         self.shares = {k: v / total for k, v in shares.items()}
-        self.beta, self.eps = beta, eps
+        self.beta, self.eps, self.total_norm = beta, eps, total_norm
         self.averages = {k: 0.0 for k in shares}
         self.count = 0
 
@@ -124,19 +126,27 @@ class Balancer:
         """The balanced gradient for `output` and the measured per-term gradient norms (before balancing)."""
         grads = {k: torch.autograd.grad(terms[k], output, retain_graph=True)[0] for k in self.shares}
         self.count += 1
-        norms, combined = {}, torch.zeros_like(output)
+        norms, averages, combined = {}, {}, torch.zeros_like(output)
         for k, g in grads.items():
             norm = float(g.reshape(g.shape[0], -1).norm(dim=1).mean())
             norms[k] = norm
             self.averages[k] = self.beta * self.averages[k] + (1 - self.beta) * norm
-            average = self.averages[k] / (1 - self.beta ** self.count)
-            combined = combined + self.shares[k] * g / (average + self.eps)
-        return combined, norms
+            averages[k] = self.averages[k] / (1 - self.beta ** self.count)
+            combined = combined + self.shares[k] * g / (averages[k] + self.eps)
+        # EnCodec rescales to a fixed total norm (1 per example); by default we rescale to the sum of the terms'
+        # own gradient norms, so the balanced gradient is as large as the unweighted sum's and the VQ loss,
+        # which is not balanced, keeps its usual weight against reconstruction.
+        total = self.total_norm if self.total_norm is not None else sum(averages.values())
+        return combined * total, norms
 
     def backward(self, terms: dict, output: torch.Tensor, vq_loss: torch.Tensor, scale: float = 1.0) -> dict:
         """Backpropagate the balanced output gradient and the VQ loss in one pass (scaled for fp16 AMP)."""
         g, norms = self.output_gradient(terms, output)
-        torch.autograd.backward([output, vq_loss.float()], [g * scale, torch.full_like(vq_loss.float(), scale)])
+        tensors, grads = [output], [g * scale]
+        if vq_loss.requires_grad:
+            tensors.append(vq_loss.float())
+            grads.append(torch.full_like(tensors[-1], scale))
+        torch.autograd.backward(tensors, grads)
         return norms
 
     def state_dict(self) -> dict:

@@ -12,6 +12,7 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 | `weight_norm`         | weight normalisation on every convolution                                       |
 | `kmeans_init`         | codebooks start as k-means centroids of 8192 real latent vectors                |
 | `relative_dead_codes` | a code is dead below 5 % of the mean usage (not below 0.5 uses per batch)       |
+| `strong_commitment`   | commitment weight 1.0 (EnCodec's), not 0.25: the latent stays near its codes    |
 | `loudness`            | training clips normalised to -23 LUFS, crops jittered by +-6 dB                 |
 | `long_crops`          | 1 s training crops (the story's ci preset uses 0.5 s)                           |
 | `lr_schedule`         | cosine decay of the learning rate to 10 % at the last step                      |
@@ -30,6 +31,7 @@ INGREDIENTS = {
     "weight_norm": ({"weight_norm": True}, {}),
     "kmeans_init": ({"kmeans_buffer": 8192}, {}),
     "relative_dead_codes": ({"dead_code_relative": 0.05}, {}),
+    "strong_commitment": ({"commitment_weight": 1.0}, {}),
     "loudness": ({}, {"loudness_lufs": -23.0, "gain_jitter_db": 6.0}),
     "long_crops": ({}, {"segment_seconds": 1.0}),
     "lr_schedule": ({}, {"lr_schedule": "cosine"}),

@@ -186,7 +186,10 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
     optimizer = make_optimizer(model, tcfg)
     amp_dtype = _amp_dtype(tcfg.amp)
     scaler = torch.amp.GradScaler(dev.type, enabled=(amp_dtype == torch.float16))
-    balancer = Balancer() if (tcfg.loss == "working" and tcfg.balancer) else None
+    balancer = None
+    if tcfg.loss == "working" and tcfg.balancer:
+        rest = (1 - tcfg.waveform_share) / 2
+        balancer = Balancer({"waveform": tcfg.waveform_share, "stft": rest, "mel": rest})
     result = RunResult(model=model)
     start_step = 0
     seconds_before = 0.0                       # training time of earlier sittings (resume)

@@ -1,0 +1,78 @@
+"""Validation quality against training minutes, from the weights snapshots a run kept (--keep_every).
+
+    python scripts/quality_curve.py CHECKPOINT_DIR/shipped --data_dir <telugu-cv-dev> --out results/pretrained
+
+Scores every snapshot at 6 kbps on the held-out files of --data_dir (the split the run was trained with,
+--val_fraction) with SI-SNR, mel distance, PESQ-WB and STOI (first --seconds of each clip), and writes
+quality_curve.json and quality_curve.png. Opus 6 and 8 kbps on the same clips are drawn as reference lines.
+"""
+import argparse
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("run_dir")
+    ap.add_argument("--data_dir", required=True)
+    ap.add_argument("--val_fraction", type=float, default=0.25)
+    ap.add_argument("--clips", type=int, default=10)
+    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--out", default="results/pretrained")
+    args = ap.parse_args(argv)
+    warnings.simplefilter("ignore")
+    import torch
+    torch.set_num_threads(1)
+    from dataclasses import replace
+    from telucodec import baselines as B
+    from telucodec.config import preset
+    from telucodec.data import load_dataset, spec_for
+    from telucodec.evaluation import crop_clip, evaluate_clips, mean_table, score
+    from telucodec.inference import load
+    from telucodec import checkpoint as ckpt
+    p = preset("cpu")
+    spec = spec_for(p.codec, replace(p.train, val_fraction=args.val_fraction))
+    clips = list(load_dataset(args.data_dir, spec, "val"))[: args.clips]
+    refs = {}
+    for key in ("opus-6", "opus-8"):
+        rows = []
+        for c in clips:
+            x = crop_clip(c, 16000, "first", args.seconds)
+            rows.append(score(x, B.round_trip(key, x, 16000).decoded, 16000))
+        refs[key] = mean_table(rows)
+    points = []
+    for snap in sorted((Path(args.run_dir) / "snapshots").glob("step_*.safetensors")):
+        _, meta = ckpt.load_weights_safetensors(snap)
+        table = evaluate_clips(load(snap), clips, kbps=(6.0,), crop="first", seconds=args.seconds)
+        points.append({"step": int(meta["step"]), "minutes": float(meta["train_seconds"]) / 60, **table["6kbps"]})
+        print(json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in points[-1].items()}), flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    result = {"run": str(Path(args.run_dir).name), "clips": len(clips), "crop": "first", "seconds": args.seconds,
+              "data": f"{Path(args.data_dir).name}, held-out files (val_fraction {args.val_fraction})",
+              "bitrate": "6 kbps", "points": points, "references": refs}
+    (out / "quality_curve.json").write_text(json.dumps(result, indent=1))
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    for ax, key, label in zip(axes, ("pesq_wb", "stoi", "si_snr_db"), ("PESQ-WB", "STOI", "SI-SNR (dB)")):
+        ax.plot([q["minutes"] for q in points], [q[key] for q in points], marker="o", label="TeluCodec 6 kbps")
+        for ref, style in (("opus-6", ":"), ("opus-8", "--")):
+            ax.axhline(refs[ref][key], color="gray", ls=style, label=ref.replace("opus-", "Opus ") + " kbps")
+        ax.set_xlabel("training time (minutes, one CPU thread)")
+        ax.set_ylabel(label)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Held-out quality during training ({len(clips)} clips, first {args.seconds:g} s)")
+    fig.tight_layout()
+    fig.savefig(out / "quality_curve.png", dpi=90)
+
+
+if __name__ == "__main__":
+    main()

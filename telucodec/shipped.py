@@ -1,0 +1,38 @@
+"""The shipped model: how it was trained, on which data, and the split it is judged on.
+
+The model under results/pretrained/ was trained with the working recipe (telucodec.recipes) on the embedded
+eSpeak NG corpus (12 minutes) plus a folder of real Telugu speech, both split by file with
+SHIPPED_VAL_FRACTION of the files held out. Its quality is always measured on held-out files only.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+SHIPPED_PRESET = "cpu"
+SHIPPED_VAL_FRACTION = 0.25
+SHIPPED_STEPS = 7000
+SHIPPED_COMMAND = ("OMP_NUM_THREADS=1 python -m telucodec train --recipe working --preset cpu "
+                   "--extra_data_dir <telugu-cv-dev> --val_fraction 0.25 --steps 7000 --keep_every 500 "
+                   "--checkpoint_dir checkpoints --experiment_name shipped --resume")
+
+
+def data_spec():
+    """The data settings the shipped model was trained with (12-minute corpus, 25 % of files held out)."""
+    from .data import spec_for
+    from .recipes import recipe
+    r = recipe("working", SHIPPED_PRESET)
+    return spec_for(r.codec, replace(r.train, val_fraction=SHIPPED_VAL_FRACTION))
+
+
+def clips(split: str, extra_data_dir=None, corpus: bool = True) -> list:
+    """The shipped model's clips of one split: the embedded corpus (if `corpus`) plus `extra_data_dir`."""
+    from .data import load_dataset
+    spec, out = data_spec(), []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if corpus:
+            out += list(load_dataset(None, spec, split))
+        if extra_data_dir is not None:
+            out += list(load_dataset(extra_data_dir, spec, split))
+    return out

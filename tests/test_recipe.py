@@ -1,0 +1,152 @@
+"""The working recipe: each ingredient is one named switch, the story's defaults are untouched, the balancer
+gives each term its share of the output gradient, and training with every ingredient on resumes exactly."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from telucodec.audio_io import loudness_lufs, normalise_loudness
+from telucodec.batches import crop_batch
+from telucodec.bench import synthetic_speech
+from telucodec.config import PRESETS, CodecConfig, TrainConfig
+from telucodec.fixes import Fixes
+from telucodec.losses import Balancer, working_loss, working_terms
+from telucodec.recipes import INGREDIENTS, recipe
+from telucodec.train import fit, learning_rate
+
+
+def test_story_recipe_is_the_preset_and_working_turns_every_ingredient_on():
+    story = recipe("story", "ci")
+    assert story.codec == PRESETS["ci"].codec and story.train == PRESETS["ci"].train
+    assert story.fixes == Fixes.none()
+    working = recipe("working", "ci")
+    assert working.ingredients == tuple(INGREDIENTS) and working.fixes == Fixes.all()
+    assert working.codec.weight_norm and working.codec.kmeans_buffer >= 4 * working.codec.codebook_size
+    assert working.train.loss == "working" and working.train.balancer and working.train.segment_seconds == 1.0
+    assert working.train.lr_schedule == "cosine" and working.train.loudness_lufs == -23.0
+
+
+@pytest.mark.parametrize("ingredient", list(INGREDIENTS))
+def test_each_ingredient_turns_off_alone(ingredient):
+    full, less = recipe("working", "ci"), recipe("working", "ci", without=(ingredient,) if ingredient != "working_loss"
+                                                 else ("working_loss", "balancer"))
+    story = recipe("story", "ci")
+    codec_changes, train_changes = INGREDIENTS[ingredient]
+    for name in codec_changes:
+        assert getattr(less.codec, name) == getattr(story.codec, name) != getattr(full.codec, name)
+    for name in train_changes:
+        assert getattr(less.train, name) == getattr(story.train, name) != getattr(full.train, name)
+
+
+def test_unknown_recipe_or_ingredient_is_refused():
+    with pytest.raises(ValueError, match="unknown recipe"):
+        recipe("magic")
+    with pytest.raises(ValueError, match="unknown ingredient"):
+        recipe("working", without=("dropout",))
+    with pytest.raises(ValueError, match="keep working_loss on"):
+        recipe("working", without=("working_loss",))
+
+
+def test_cosine_schedule_warms_up_then_falls_to_a_tenth():
+    cfg = TrainConfig(learning_rate=1e-3, warmup_steps=10, lr_schedule="cosine")
+    assert learning_rate(0, cfg, 100) == pytest.approx(1e-4)
+    assert learning_rate(10, cfg, 100) == pytest.approx(1e-3)
+    assert learning_rate(55, cfg, 100) == pytest.approx(1e-3 * (0.1 + 0.9 * 0.5))
+    assert learning_rate(100, cfg, 100) == pytest.approx(1e-4)
+    assert learning_rate(55, replace(cfg, lr_schedule="constant"), 100) == 1e-3
+
+
+def test_loudness_normalisation_reaches_the_target_and_keeps_peaks_below_full_scale():
+    x = synthetic_speech(3.0, seed=2) * 0.05
+    y = normalise_loudness(x, 16000, -23.0)
+    assert loudness_lufs(y, 16000) == pytest.approx(-23.0, abs=0.2)
+    loud = normalise_loudness(x, 16000, 0.0)                 # asks for more than full scale allows
+    assert np.abs(loud).max() <= 0.99 + 1e-6
+    silent = np.zeros(16000, np.float32)
+    assert np.array_equal(normalise_loudness(silent, 16000), silent)
+
+
+def test_gain_jitter_scales_crops_within_the_range_and_leaves_the_crops_alone():
+    clips = [synthetic_speech(2.0, seed=s) * 0.3 for s in range(3)]
+    plain = crop_batch(clips, 5, 8, 8000, seed=1)
+    jittered = crop_batch(clips, 5, 8, 8000, seed=1, gain_jitter_db=6.0)
+    ratio = (jittered.abs().amax(dim=(1, 2)) / plain.abs().amax(dim=(1, 2))).numpy()
+    assert np.all(ratio > 10 ** (-6 / 20) - 1e-4) and np.all(ratio < 10 ** (6 / 20) + 1e-4)
+    assert np.ptp(ratio) > 0.1                               # the gains differ between crops
+    cos = torch.nn.functional.cosine_similarity(plain.flatten(1), jittered.flatten(1))
+    assert torch.all(cos > 0.9999)                           # same crops, only scaled
+
+
+def test_working_loss_is_zero_for_identical_signals_and_sensitive_to_phase():
+    x = torch.from_numpy(synthetic_speech(1.0, seed=3))[None, None]
+    assert float(working_loss(x, x, torch.zeros(()), 16000)["total"]) == pytest.approx(0.0, abs=1e-6)
+    flipped = working_terms(-x, x, 16000)                    # same magnitude spectrum, opposite phase
+    assert float(flipped["stft"]) < 1e-3 and float(flipped["mel"]) < 1e-3
+    assert float(flipped["waveform"]) > 0.05                 # only the waveform term sees it
+
+
+def test_balancer_gives_each_term_its_share_of_the_output_gradient():
+    torch.manual_seed(0)
+    x = torch.from_numpy(synthetic_speech(1.0, seed=4))[None, None].repeat(2, 1, 1)
+    y = (0.5 * x + 0.02 * torch.randn_like(x)).requires_grad_()
+    shares = {"waveform": 0.5, "stft": 0.3, "mel": 0.2}
+    bal = Balancer(shares, total_norm=1.0)
+    terms = working_terms(y, x, 16000)
+    g, norms = bal.output_gradient(terms, y)
+    raw = {k: torch.autograd.grad(terms[k], y, retain_graph=True)[0] for k in shares}
+    assert norms["stft"] / norms["waveform"] > 10            # unbalanced, one term would own the gradient
+    for k, share in shares.items():                          # the part of g that comes from term k
+        part = share * raw[k] / raw[k].flatten(1).norm(dim=1).mean()
+        assert float(part.flatten(1).norm(dim=1).mean()) == pytest.approx(share, rel=1e-4)
+    parts = sum(shares[k] * raw[k] / raw[k].flatten(1).norm(dim=1).mean() for k in shares)
+    assert torch.allclose(g, parts, rtol=1e-4, atol=1e-9)
+    natural = Balancer(shares)                               # default: rescaled to the terms' own norm sum
+    g2, _ = natural.output_gradient(working_terms(y, x, 16000), y)
+    assert torch.allclose(g2, parts * sum(norms.values()), rtol=1e-4, atol=1e-9)
+
+
+def _clips():
+    return [synthetic_speech(2.0, seed=s) for s in range(4)], [synthetic_speech(2.0, seed=9)]
+
+
+def _tiny_working():
+    r = recipe("working", "ci")
+    return replace(r.codec, kmeans_buffer=1024), replace(r.train, checkpoint_every=3, corpus_minutes=0.1), r.fixes
+
+
+def test_working_recipe_resumes_bit_identically_with_the_balancer_on(tmp_path):
+    torch.set_num_threads(1)
+    ccfg, tcfg, fixes = _tiny_working()
+    kw = dict(codec_config=ccfg, train_config=tcfg, checkpoint_dir=tmp_path, print_epochs=False, device="cpu")
+    a = fit("ci", fixes, _clips(), steps=8, experiment_name="a", **kw)
+    b = fit("ci", fixes, _clips(), steps=8, experiment_name="b", **kw)   # deterministic: same run, same weights
+    assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
+    # stop after the step-6 checkpoint, then resume to step 8 with the same schedule
+    from telucodec import checkpoint as ckpt
+    run = tmp_path / "c"
+    fit("ci", fixes, _clips(), steps=8, experiment_name="c", **kw)
+    for p in ckpt.list_checkpoints(run)[1:]:                 # keep only the step-6 checkpoint
+        p.unlink()
+    assert ckpt.list_checkpoints(run)[-1].name == "step_00000006.pt"
+    c = fit("ci", fixes, _clips(), steps=8, experiment_name="c", resume=True, **kw)
+    sa, sc = a.model.state_dict(), c.model.state_dict()
+    assert all(torch.equal(sa[k], sc[k]) for k in sa)
+    assert c.step == 8
+
+
+def test_kmeans_initialisation_uses_real_latents_and_every_stage_shrinks_the_residual():
+    from telucodec.diagnostics import rvq_residual_norms
+    from telucodec.model import Codec
+    torch.manual_seed(0)
+    ccfg = recipe("working", "ci").codec
+    x = torch.from_numpy(np.stack([synthetic_speech(2.0, seed=s) for s in range(6)]))[:, None]
+    story = Codec(recipe("story", "ci").codec, Fixes.all())
+    torch.manual_seed(0)
+    working = Codec(ccfg, Fixes.all())
+    assert working.init_codebooks([x[:4]]) >= ccfg.codebook_size
+    norms = rvq_residual_norms(working, x[4:])               # clips the k-means never saw
+    assert all(b < a for a, b in zip(norms, norms[1:]))
+    assert norms[-1] < 0.5 * norms[0]
+    story_norms = rvq_residual_norms(story, x[4:])           # randn * 0.1 codes: the residual barely moves
+    assert story_norms[-1] > 0.8 * story_norms[0]
