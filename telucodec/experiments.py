@@ -30,9 +30,8 @@ ABLATION = ["none", "all"] + [f"all-{name}" for name in SEVEN]
 
 def _clips(args, ccfg, tcfg, split):
     """Embedded corpus plus, optionally, a folder of real speech (split by file, never mixed across splits)."""
-    from .data import load_dataset
-    from .train import _DataSpec
-    spec = _DataSpec(ccfg, tcfg)
+    from .data import load_dataset, spec_for
+    spec = spec_for(ccfg, tcfg)
     clips = list(load_dataset(args.corpus_dir, spec, split))
     if args.extra_data_dir:
         clips += list(load_dataset(args.extra_data_dir, spec, split))
@@ -51,24 +50,21 @@ def _write_wav(path: Path, wav: np.ndarray, sr: int):
 
 
 def evaluate_full(model, clips, sr, n_qs=(3, 6, 12), max_seconds=4.0) -> dict:
-    """SNR, SI-SNR, mel distance, range ratio (+ PESQ-WB and STOI when installed) at each bitrate."""
-    from . import metrics
-    from .book import reconstruct
-    out = {}
-    for n_q in n_qs:
-        rows = []
-        for clip in clips:
-            x = clip[: int(sr * max_seconds)]
-            y = reconstruct(model, x, n_q)
-            row = metrics.summary(x, y, sr)
-            for name, fn in (("pesq_wb", metrics.pesq_wb), ("stoi", metrics.stoi)):
-                try:
-                    row[name] = fn(x, y, sr)
-                except ImportError:
-                    row[name] = None
-            rows.append(row)
-        out[f"{model.config.bitrate(n_q) / 1000:g}kbps"] = {
-            k: (float(np.nanmean([r[k] for r in rows])) if rows[0][k] is not None else None) for k in rows[0]}
+    """SNR, SI-SNR, mel distance, range ratio (+ PESQ-WB and STOI when installed) at each bitrate, on the first
+    `max_seconds` of each clip (telucodec.evaluation.evaluate_clips, crop policy "first")."""
+    from .evaluation import evaluate_clips
+    try:
+        import pesq, pystoi  # noqa: F401  (the GPU image may lack them)
+        perceptual = True
+    except ImportError:
+        perceptual = False
+    kbps = tuple(model.config.bitrate(n) / 1000 for n in n_qs)
+    table = evaluate_clips(model, clips, kbps=kbps, crop="first", seconds=max_seconds, perceptual=perceptual)
+    out = {k: v for k, v in table.items() if k.endswith("kbps")}
+    for row in out.values():
+        row.pop("clips", None)
+        if not perceptual:
+            row.update(pesq_wb=None, stoi=None)
     return out
 
 
@@ -105,9 +101,9 @@ def run_one(args) -> int:
         "train_minutes": sum(len(c) for c in train_clips) / sr / 60,
     }
     (out / "result.json").write_text(json.dumps(record, indent=1))
+    from .evaluation import reconstruct
     for i, clip in enumerate(val_clips[:3]):
         x = clip[: sr * 4]
-        from .book import reconstruct
         if args.one in ("all", "none"):
             _write_wav(out / f"sample{i}_original", x, sr)
         for n_q in (3, 6, 12):

@@ -20,7 +20,7 @@ class CodecModel:
     """A trained codec with a numpy-friendly interface. Mono in, mono out; any input rate is resampled."""
 
     def __init__(self, codec: Codec, device: str = "cpu", source: str = ""):
-        self.codec = codec.to(device).eval()
+        self.codec = codec.fold_weight_norm().to(device).eval()     # inference needs no reparametrisation
         self.device, self.source = device, source
 
     @property

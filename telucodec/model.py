@@ -144,6 +144,20 @@ class Codec(nn.Module):
         out = self.decoder(vq["quantized"].to(z.dtype))[..., :length]
         return {"wav": out, "z": z, "n_q": n_q, **vq}
 
+    def fold_weight_norm(self) -> "Codec":
+        """Replace every weight-normalised convolution by a plain one with the same weights (for inference: one
+        fewer computation per layer and call). The config then says weight_norm=False, which matches the
+        state dict it now has."""
+        from dataclasses import replace
+
+        from torch.nn.utils import parametrize
+        for module in self.modules():
+            if parametrize.is_parametrized(module, "weight"):
+                parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
+        if self.config.weight_norm:
+            self.config = replace(self.config, weight_norm=False)
+        return self
+
     @torch.no_grad()
     def init_codebooks(self, batches) -> int:
         """k-means initialisation of every codebook from the latents of `batches` (waveforms (B, 1, T)), stage by

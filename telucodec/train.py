@@ -168,8 +168,9 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
 
     if clips is None:
         from .data import load_dataset
-        clips = (load_dataset(data_dir, _DataSpec(ccfg, tcfg), "train"),
-                 load_dataset(data_dir, _DataSpec(ccfg, tcfg), "val"))
+        from .data import spec_for
+        clips = (load_dataset(data_dir, spec_for(ccfg, tcfg), "train"),
+                 load_dataset(data_dir, spec_for(ccfg, tcfg), "val"))
     train_clips, val_clips = clips
     if tcfg.loudness_lufs is not None:
         from .audio_io import normalise_loudness
@@ -282,7 +283,12 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
             if inject_nonfinite_at is not None and step == inject_nonfinite_at:
                 loss = loss * float("nan")
             optimizer.zero_grad(set_to_none=True)
-            if not torch.isfinite(loss):
+            finite = torch.isfinite(loss.detach()).reshape(())
+            if distributed:                # one rank's NaN must skip (or stop) the step on every rank, decided
+                flag = finite.to(dev, torch.float32)     # before any gradient all-reduce could hang or diverge
+                dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+                finite = flag > 0
+            if not bool(finite):
                 _nonfinite(f"loss is {float(loss.detach())} at step {step}", tcfg, run_dir, result)
                 model.quantizer.load_state_dict(vq_backup)
                 step += 1
