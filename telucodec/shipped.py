@@ -11,9 +11,9 @@ from dataclasses import replace
 
 SHIPPED_PRESET = "cpu"
 SHIPPED_VAL_FRACTION = 0.25
-SHIPPED_STEPS = 7000
+SHIPPED_STEPS = 4800
 SHIPPED_COMMAND = ("OMP_NUM_THREADS=1 python -m telucodec train --recipe working --preset cpu "
-                   "--extra_data_dir <telugu-cv-dev> --val_fraction 0.25 --steps 7000 --keep_every 500 "
+                   "--extra_data_dir <telugu-cv-dev> --val_fraction 0.25 --steps 4800 --keep_every 500 "
                    "--checkpoint_dir checkpoints --experiment_name shipped --resume")
 
 

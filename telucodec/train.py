@@ -150,217 +150,258 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
     """Train a codec. `clips` = (train_clips, val_clips), lists of float32 numpy arrays at the codec's sample rate;
     if None they are loaded from `data_dir` (or the embedded corpus). Returns the model and its history."""
     p = get_preset(preset)
-    ccfg = codec_config or p.codec
-    tcfg = train_config or p.train
+    ccfg, tcfg = codec_config or p.codec, train_config or p.train
     if steps is not None:
         tcfg = replace(tcfg, steps=steps)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
+    run = _Run(ccfg, tcfg, fixes, device, checkpoint_dir, experiment_name)
+    train_clips, val_clips = _training_clips(clips, data_dir, ccfg, tcfg)
+    segment = int(round(tcfg.segment_seconds * ccfg.sample_rate))
+    if tcfg.batch_size % run.world:
+        raise TeluCodecError(f"--batch_size {tcfg.batch_size} must be divisible by the {run.world} processes")
+    per_epoch = steps_per_epoch(train_clips, tcfg.batch_size, segment)
+    total_steps = tcfg.steps if tcfg.steps is not None else tcfg.num_epochs * per_epoch
+    val = eval_crops(val_clips, int(ccfg.sample_rate * 2.0), tcfg.eval_clips)
+    run.build()
+    step = run.resume() if resume else 0
+    if step == 0 and ccfg.kmeans_buffer > 0:
+        frames = max(1, segment // ccfg.hop_length) * tcfg.batch_size
+        run.model.init_codebooks([crop_batch(train_clips, 2 ** 40 + i, tcfg.batch_size, segment, tcfg.seed)
+                                  .to(run.dev) for i in range(-(-ccfg.kmeans_buffer // frames))])
+    run.wrap_ddp()
+    run.open_log(progress, total_steps, step)
+    run.t0 = time.perf_counter()
+    run.model.train()
+    running = _Running()
+    try:
+        while step < total_steps:
+            x = crop_batch(train_clips, step, tcfg.batch_size, segment, tcfg.seed, run.rank, run.world,
+                           gain_jitter_db=tcfg.gain_jitter_db).to(run.dev)
+            record = run.train_step(x, step, total_steps, nan_here=inject_nonfinite_at == step)
+            step += 1
+            if record is not None:                         # None: a non-finite step was skipped
+                running.add(record)
+                if run.is_main and (step % log_every == 0 or step == total_steps):
+                    run.log({"step": step, **record})
+                run.tick(record["loss"])
+                if eval_every_epoch and run.is_main and (step % per_epoch == 0 or step == total_steps):
+                    run.end_epoch(val, step, running.means(), print_epochs)
+                    running = _Running()
+            if run.run_dir is not None and (step % tcfg.checkpoint_every == 0 or step == total_steps):
+                run.save(step)                             # a skipped last step still ends with a checkpoint
+    finally:
+        run.close()
+    run.result.step, run.result.seconds = step, time.perf_counter() - run.t0
+    if run.distributed:
+        dist.barrier()
+    return run.result
 
-    world, rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
-    distributed = world > 1
-    if distributed and not dist.is_initialized():
-        dist.init_process_group("nccl" if dev.type == "cuda" else "gloo")
-        if dev.type == "cuda":
-            dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(dev)
-    is_main = rank == 0
 
+def _training_clips(clips, data_dir, ccfg: CodecConfig, tcfg: TrainConfig):
+    """(train, val) clips: as given, or loaded from data_dir / the embedded corpus; training clips loudness-
+    normalised when the recipe asks for it (validation clips are scored as they are)."""
     if clips is None:
-        from .data import load_dataset
-        from .data import spec_for
+        from .data import load_dataset, spec_for
         clips = (load_dataset(data_dir, spec_for(ccfg, tcfg), "train"),
                  load_dataset(data_dir, spec_for(ccfg, tcfg), "val"))
     train_clips, val_clips = clips
     if tcfg.loudness_lufs is not None:
         from .audio_io import normalise_loudness
         train_clips = [normalise_loudness(c, ccfg.sample_rate, tcfg.loudness_lufs) for c in train_clips]
-    segment = int(round(tcfg.segment_seconds * ccfg.sample_rate))
-    if tcfg.batch_size % world:
-        raise TeluCodecError(f"--batch_size {tcfg.batch_size} must be divisible by the {world} processes")
-    per_epoch = steps_per_epoch(train_clips, tcfg.batch_size, segment)
-    total_steps = tcfg.steps if tcfg.steps is not None else tcfg.num_epochs * per_epoch
-    val = eval_crops(val_clips, int(ccfg.sample_rate * 2.0), tcfg.eval_clips)
+    return train_clips, val_clips
 
-    seed_everything(tcfg.seed)
-    model = Codec(ccfg, fixes).to(dev)
-    optimizer = make_optimizer(model, tcfg)
-    amp_dtype = _amp_dtype(tcfg.amp)
-    scaler = torch.amp.GradScaler(dev.type, enabled=(amp_dtype == torch.float16))
-    balancer = None
-    if tcfg.loss == "working" and tcfg.balancer:
-        rest = (1 - tcfg.waveform_share) / 2
-        balancer = Balancer({"waveform": tcfg.waveform_share, "stft": rest, "mel": rest})
-    result = RunResult(model=model)
-    start_step = 0
-    seconds_before = 0.0                       # training time of earlier sittings (resume)
 
-    run_dir = None
-    if checkpoint_dir is not None:
-        run_dir = Path(checkpoint_dir) / experiment_name
-        if is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-        result.run_dir = run_dir
-        if resume:
-            found = ckpt.load_latest_good(run_dir, map_location=dev)
-            if found is None:
-                if is_main:
-                    print(f"no checkpoint in {run_dir} yet: starting from step 0", file=sys.stderr)
-            else:
-                state = found[1]
-                _check_same_run(state, ccfg, fixes, run_dir)
-                model.load_state_dict(state["model"])
-                optimizer.load_state_dict(state["optimizer"])
-                scaler.load_state_dict(state["scaler"])
-                _restore_rng(state["rng"])
-                start_step = int(state["step"])
-                result.history = json.loads(state["history"])
-                result.epochs = json.loads(state["epochs"])
-                result.skipped_steps = int(state.get("skipped_steps", 0))
-                seconds_before = float(state.get("train_seconds", 0.0))
-                if balancer is not None:
-                    balancer.load_state_dict(state["balancer"])
-    if start_step == 0 and ccfg.kmeans_buffer > 0:
-        frames = max(1, segment // ccfg.hop_length) * tcfg.batch_size
-        n_batches = -(-ccfg.kmeans_buffer // frames)
-        model.init_codebooks([crop_batch(train_clips, 2 ** 40 + i, tcfg.batch_size, segment, tcfg.seed).to(dev)
-                              for i in range(n_batches)])
-    ddp_model = model
-    if distributed:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None, find_unused_parameters=True)
+class _Running:
+    """Means of the loss parts over the steps of one epoch (for the story's per-epoch line)."""
 
-    def save(step):
-        if run_dir is None or not is_main:
+    def __init__(self):
+        self.sums, self.n = {"recon": 0.0, "vq": 0.0, "perceptual": 0.0}, 0
+
+    def add(self, record: dict):
+        for k in self.sums:
+            self.sums[k] += record[k]
+        self.n += 1
+
+    def means(self) -> dict:
+        return {k: v / max(self.n, 1) for k, v in self.sums.items()}
+
+
+class _Run:
+    """Everything one training run holds: device and ranks, model, optimizer, scaler, balancer, checkpoints, logs.
+    `fit` is the loop; this class is the state it steps, saves and restores."""
+
+    def __init__(self, ccfg, tcfg, fixes, device, checkpoint_dir, experiment_name):
+        self.ccfg, self.tcfg, self.fixes, self.experiment_name = ccfg, tcfg, fixes, experiment_name
+        self.dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.world, self.rank = int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("RANK", "0"))
+        self.distributed, self.is_main = self.world > 1, self.rank == 0
+        if self.distributed and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.dev.type == "cuda" else "gloo")
+            if self.dev.type == "cuda":
+                self.dev = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+                torch.cuda.set_device(self.dev)
+        self.run_dir = Path(checkpoint_dir) / experiment_name if checkpoint_dir is not None else None
+        self.seconds_before, self.t0, self.log_file, self.bar = 0.0, time.perf_counter(), None, None
+
+    def build(self):
+        """Seed, then create the model, optimizer, gradient scaler and (working loss) balancer."""
+        tcfg = self.tcfg
+        seed_everything(tcfg.seed)
+        self.model = Codec(self.ccfg, self.fixes).to(self.dev)
+        self.ddp_model = self.model
+        self.optimizer = make_optimizer(self.model, tcfg)
+        self.amp_dtype = _amp_dtype(tcfg.amp)
+        self.scaler = torch.amp.GradScaler(self.dev.type, enabled=(self.amp_dtype == torch.float16))
+        self.balancer = None
+        if tcfg.loss == "working" and tcfg.balancer:
+            rest = (1 - tcfg.waveform_share) / 2
+            self.balancer = Balancer({"waveform": tcfg.waveform_share, "stft": rest, "mel": rest})
+        self.result = RunResult(model=self.model, run_dir=self.run_dir)
+        self.encoder_params = list(self.model.encoder.parameters())
+        if self.run_dir is not None and self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+
+    def resume(self) -> int:
+        """Restore the newest good checkpoint (model, optimizer, scaler, balancer, RNGs, history); its step."""
+        if self.run_dir is None:
+            return 0
+        found = ckpt.load_latest_good(self.run_dir, map_location=self.dev)
+        if found is None:
+            if self.is_main:
+                print(f"no checkpoint in {self.run_dir} yet: starting from step 0", file=sys.stderr)
+            return 0
+        state = found[1]
+        _check_same_run(state, self.ccfg, self.fixes, self.run_dir)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scaler.load_state_dict(state["scaler"])
+        _restore_rng(state["rng"])
+        self.result.history, self.result.epochs = json.loads(state["history"]), json.loads(state["epochs"])
+        self.result.skipped_steps = int(state.get("skipped_steps", 0))
+        self.seconds_before = float(state.get("train_seconds", 0.0))
+        if self.balancer is not None:
+            self.balancer.load_state_dict(state["balancer"])
+        return int(state["step"])
+
+    def wrap_ddp(self):
+        if self.distributed:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.dev.index] if self.dev.type == "cuda" else None,
+                find_unused_parameters=True)
+
+    def save(self, step: int):
+        """An atomic checkpoint of everything `resume` needs (and a weights snapshot every keep_every steps)."""
+        if self.run_dir is None or not self.is_main:
             return
+        result = self.result
         state = {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-            "rng": _rng_state(), "step": step, "codec_config": ccfg.to_dict(), "train_config": tcfg.to_dict(),
-            "fixes": fixes.to_dict(), "history": json.dumps(result.history), "epochs": json.dumps(result.epochs),
-            "skipped_steps": result.skipped_steps,
-            "train_seconds": seconds_before + time.perf_counter() - t0,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(), "rng": _rng_state(), "step": step,
+            "codec_config": self.ccfg.to_dict(), "train_config": self.tcfg.to_dict(), "fixes": self.fixes.to_dict(),
+            "history": json.dumps(result.history), "epochs": json.dumps(result.epochs),
+            "skipped_steps": result.skipped_steps, "train_seconds": self.seconds_before + time.perf_counter() - self.t0,
         }
-        if balancer is not None:
-            state["balancer"] = balancer.state_dict()
-        ckpt.save_checkpoint(run_dir / f"step_{step:08d}.pt", state)
-        ckpt.keep_last(run_dir, 2)
-        if tcfg.keep_every and step % tcfg.keep_every == 0:   # weights-only snapshots for quality curves
+        if self.balancer is not None:
+            state["balancer"] = self.balancer.state_dict()
+        ckpt.save_checkpoint(self.run_dir / f"step_{step:08d}.pt", state)
+        ckpt.keep_last(self.run_dir, 2)
+        if self.tcfg.keep_every and step % self.tcfg.keep_every == 0:   # weights-only snapshots for curves
             from .inference import export_safetensors
-            (run_dir / "snapshots").mkdir(exist_ok=True)
-            export_safetensors(model, run_dir / "snapshots" / f"step_{step:08d}.safetensors",
+            (self.run_dir / "snapshots").mkdir(exist_ok=True)
+            export_safetensors(self.model, self.run_dir / "snapshots" / f"step_{step:08d}.safetensors",
                                {"step": step, "train_seconds": f"{state['train_seconds']:.1f}"})
 
-    log_file = open(run_dir / "metrics.jsonl", "a") if (run_dir is not None and is_main) else None
-    show = progress if progress is not None else (is_main and sys.stderr.isatty())
-    bar = None
-    if show and total_steps > start_step:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=total_steps, initial=start_step, desc=experiment_name, leave=False)
-
-    encoder_params = list(model.encoder.parameters())
-    t0 = time.perf_counter()
-    model.train()
-    step = start_step
-    running = {"recon": 0.0, "vq": 0.0, "perceptual": 0.0, "n": 0}
-    try:
-        while step < total_steps:
-            for group in optimizer.param_groups:
-                group["lr"] = learning_rate(step, tcfg, total_steps)
-            x = crop_batch(train_clips, step, tcfg.batch_size, segment, tcfg.seed, rank, world,
-                           gain_jitter_db=tcfg.gain_jitter_db).to(dev)
-            # The EMA codebook update happens inside the forward pass, before the loss can be checked: keep a copy
-            # so that a skipped step leaves no trace (a NaN latent would otherwise poison every codebook).
-            vq_backup = ({k: v.clone() for k, v in model.quantizer.state_dict().items()}
-                         if tcfg.on_nonfinite == "skip" else None)
-            with torch.autocast(dev.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                out = ddp_model(x)
-                out["z"].retain_grad()
-                if tcfg.loss == "working":
-                    losses = working_loss(out["wav"], x, out["vq_loss"], ccfg.sample_rate)
-                else:
-                    losses = total_loss(out["wav"], x, out["vq_loss"], ccfg.sample_rate, fixes)
-            loss = losses["total"]
-            if inject_nonfinite_at is not None and step == inject_nonfinite_at:
-                loss = loss * float("nan")
-            optimizer.zero_grad(set_to_none=True)
-            finite = torch.isfinite(loss.detach()).reshape(())
-            if distributed:                # one rank's NaN must skip (or stop) the step on every rank, decided
-                flag = finite.to(dev, torch.float32)     # before any gradient all-reduce could hang or diverge
-                dist.all_reduce(flag, op=dist.ReduceOp.MIN)
-                finite = flag > 0
-            if not bool(finite):
-                _nonfinite(f"loss is {float(loss.detach())} at step {step}", tcfg, run_dir, result)
-                model.quantizer.load_state_dict(vq_backup)
-                step += 1
-                if run_dir is not None and (step % tcfg.checkpoint_every == 0 or step == total_steps):
-                    save(step)                                 # a skipped last step still ends with a checkpoint
-                continue
-            if balancer is not None:
-                balancer.backward(losses["terms"], out["wav"], out["vq_loss"],
-                                  scaler.get_scale() if scaler.is_enabled() else 1.0)
+    def train_step(self, x: torch.Tensor, step: int, total_steps: int, nan_here: bool = False) -> dict | None:
+        """One optimisation step. Returns what to log, or None when a non-finite loss or gradient made it skip
+        (with --on_nonfinite skip; otherwise TrainingDiverged is raised). Non-finite handling is written once."""
+        tcfg, model, optimizer, scaler = self.tcfg, self.model, self.optimizer, self.scaler
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, tcfg, total_steps)
+        # The EMA codebook update happens inside the forward pass, before the loss can be checked: keep a copy
+        # so that a skipped step leaves no trace (a NaN latent would otherwise poison every codebook).
+        vq_backup = ({k: v.clone() for k, v in model.quantizer.state_dict().items()}
+                     if tcfg.on_nonfinite == "skip" else None)
+        amp = self.amp_dtype
+        with torch.autocast(self.dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+            out = self.ddp_model(x)
+            out["z"].retain_grad()
+            if tcfg.loss == "working":
+                losses = working_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate)
             else:
-                scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            enc_norm = _grad_norm(encoder_params)
-            z_grad = float(out["z"].grad.float().norm()) if out["z"].grad is not None else 0.0
-            total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm)
-            if not math.isfinite(float(total_norm)) and amp_dtype != torch.float16:
-                _nonfinite(f"gradient norm is {float(total_norm)} at step {step}", tcfg, run_dir, result)
-                optimizer.zero_grad(set_to_none=True)
-                model.quantizer.load_state_dict(vq_backup)
-                step += 1
-                if run_dir is not None and (step % tcfg.checkpoint_every == 0 or step == total_steps):
-                    save(step)
-                continue
-            scaler.step(optimizer)
-            scaler.update()
-            step += 1
-            for k in ("recon", "vq", "perceptual"):
-                running[k] += float(losses[k])
-            running["n"] += 1
-            if is_main and (step % log_every == 0 or step == total_steps):
-                rec = {"step": step, "loss": float(loss.detach()), "recon": float(losses["recon"]),
-                       "perceptual": float(losses["perceptual"]), "vq": float(losses["vq"]),
-                       "clamped": losses["clamped"], "n_q": int(out["n_q"]),
-                       "grad_norm": float(total_norm), "grad_norm_encoder": enc_norm, "grad_norm_z": z_grad,
-                       "lr": optimizer.param_groups[0]["lr"],
-                       "output_scale": _scale(model), "output_peak": float(out["wav"].detach().abs().max()),
-                       "input_peak": float(x.abs().max())}
-                if tcfg.loss == "working":
-                    rec.update({k: float(losses[k]) for k in ("waveform", "stft", "mel")})
-                result.history.append(rec)
-                if log_file:
-                    log_file.write(json.dumps(rec) + "\n")
-                    log_file.flush()
-            if bar is not None:
-                bar.update(1)
-                bar.set_postfix(loss=f"{float(loss.detach()):.3f}")
-            epoch_done = step % per_epoch == 0 or step == total_steps
-            if epoch_done and eval_every_epoch and is_main:
-                n = max(running["n"], 1)
-                diag = evaluate(model, val, device=dev)
-                diag.update(epoch=len(result.epochs), step=step, output_scale=_scale(model),
-                            recon=running["recon"] / n, vq=running["vq"] / n, perceptual=running["perceptual"] / n)
-                result.epochs.append(diag)
-                running = {"recon": 0.0, "vq": 0.0, "perceptual": 0.0, "n": 0}
-                if log_file:
-                    log_file.write(json.dumps({"epoch_summary": diag}) + "\n")
-                    log_file.flush()
-                if print_epochs:
-                    msg = format_epoch(diag["epoch"], diag)
-                    (bar.write(msg) if bar is not None else print(msg, flush=True))
-            if run_dir is not None and (step % tcfg.checkpoint_every == 0 or step == total_steps):
-                save(step)
-    finally:
-        if bar is not None:
-            bar.close()
-        if log_file:
-            log_file.close()
-    result.step = step
-    result.seconds = time.perf_counter() - t0
-    if distributed:
-        dist.barrier()
-    return result
+                losses = total_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate, self.fixes)
+        loss = losses["total"] * float("nan") if nan_here else losses["total"]
+        optimizer.zero_grad(set_to_none=True)
+        finite = torch.isfinite(loss.detach()).reshape(())
+        if self.distributed:           # one rank's NaN must skip (or stop) the step on every rank, decided
+            flag = finite.to(self.dev, torch.float32)   # before any gradient all-reduce could hang or diverge
+            dist.all_reduce(flag, op=dist.ReduceOp.MIN)
+            finite = flag > 0
+        if not bool(finite):
+            return self._skip(f"loss is {float(loss.detach())} at step {step}", vq_backup)
+        if self.balancer is not None:
+            self.balancer.backward(losses["terms"], out["wav"], out["vq_loss"],
+                                   scaler.get_scale() if scaler.is_enabled() else 1.0)
+        else:
+            scaler.scale(loss).backward()
+        scaler.unscale_(optimizer)
+        enc_norm = _grad_norm(self.encoder_params)
+        z_grad = float(out["z"].grad.float().norm()) if out["z"].grad is not None else 0.0
+        total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm)
+        if not math.isfinite(float(total_norm)) and amp != torch.float16:
+            return self._skip(f"gradient norm is {float(total_norm)} at step {step}", vq_backup)
+        scaler.step(optimizer)
+        scaler.update()
+        record = {"loss": float(loss.detach()), "recon": float(losses["recon"]),
+                  "perceptual": float(losses["perceptual"]), "vq": float(losses["vq"]),
+                  "clamped": losses["clamped"], "n_q": int(out["n_q"]),
+                  "grad_norm": float(total_norm), "grad_norm_encoder": enc_norm, "grad_norm_z": z_grad,
+                  "lr": optimizer.param_groups[0]["lr"],
+                  "output_scale": _scale(model), "output_peak": float(out["wav"].detach().abs().max()),
+                  "input_peak": float(x.abs().max())}
+        if tcfg.loss == "working":
+            record.update({k: float(losses[k]) for k in ("waveform", "stft", "mel")})
+        return record
+
+    def _skip(self, what: str, vq_backup):
+        _nonfinite(what, self.tcfg, self.run_dir, self.result)   # raises unless --on_nonfinite skip
+        self.optimizer.zero_grad(set_to_none=True)
+        self.model.quantizer.load_state_dict(vq_backup)
+        return None
+
+    def open_log(self, progress, total_steps: int, start_step: int):
+        if self.run_dir is not None and self.is_main:
+            self.log_file = open(self.run_dir / "metrics.jsonl", "a")
+        show = progress if progress is not None else (self.is_main and sys.stderr.isatty())
+        if show and total_steps > start_step:
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=total_steps, initial=start_step, desc=self.experiment_name, leave=False)
+
+    def log(self, record: dict, key: str | None = None):
+        if key is None:
+            self.result.history.append(record)
+        if self.log_file:
+            self.log_file.write(json.dumps(record if key is None else {key: record}) + "\n")
+            self.log_file.flush()
+
+    def tick(self, loss: float):
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.3f}")
+
+    def end_epoch(self, val: list, step: int, means: dict, print_epochs: bool):
+        """The story's per-epoch diagnostics on the validation crops, logged and (optionally) printed."""
+        diag = evaluate(self.model, val, device=self.dev)
+        diag.update(epoch=len(self.result.epochs), step=step, output_scale=_scale(self.model), **means)
+        self.result.epochs.append(diag)
+        self.log(diag, key="epoch_summary")
+        if print_epochs:
+            msg = format_epoch(diag["epoch"], diag)
+            (self.bar.write(msg) if self.bar is not None else print(msg, flush=True))
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        if self.log_file:
+            self.log_file.close()
 
 
 def _scale(model) -> float | None:

@@ -1,0 +1,110 @@
+"""Write results/pretrained/MODEL_CARD.md from the measured files beside the shipped model (no number typed by hand).
+
+    python scripts/model_card.py results/pretrained
+
+Reads quality_dev.json and quality_corpus.json (python -m telucodec bench quality ... --out), speed.json
+(bench speed), quality_curve.json (scripts/quality_curve.py) and training.json (steps, wall time, command,
+machine of the training run).
+"""
+import json
+import sys
+from pathlib import Path
+
+GOALS = [  # (TeluCodec system, baseline, what the issue asks)
+    ("telucodec-6", "opus-8", "goal: 6 kbps better than Opus 8 kbps on all four"),
+    ("telucodec-3", "opus-6", "goal: 3 kbps better than Opus 6 kbps on all four"),
+    ("telucodec-6", "opus-6", "floor: 6 kbps better than Opus 6 kbps on all four"),
+]
+FOUR = (("pesq_wb", "PESQ-WB", +1), ("stoi", "STOI", +1), ("si_snr_db", "SI-SNR", +1), ("mel_distance", "mel distance", -1))
+
+
+def _rows(q):
+    return {r["system"]: r for r in q["rows"] if r.get("status") == "ok"}
+
+
+def _table(q):
+    vis = any(r.get("visqol") is not None for r in q["rows"] if r.get("status") == "ok")
+    head = "| system | kbit/s spent | PESQ-WB ↑ | STOI ↑ | " + ("ViSQOL ↑ | " if vis else "") + "SI-SNR (dB) ↑ | mel distance ↓ |"
+    out = [head, "|---|---:|---:|---:|" + ("---:|" if vis else "") + "---:|---:|"]
+    for r in q["rows"]:
+        if r.get("status") != "ok":
+            out.append(f"| {r['label']} | {r['status']} | | | " + ("| " if vis else "") + "| |")
+            continue
+        cells = [r["label"], f"{r['kbps_spent']:.2f}", f"{r['pesq_wb']:.2f}", f"{r['stoi']:.3f}"]
+        if vis:
+            cells.append(f"{r['visqol']:.2f}")
+        cells += [f"{r['si_snr_db']:.1f}", f"{r['mel_distance']:.3f}"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
+def _goals(q):
+    rows, lines = _rows(q), []
+    for ours, theirs, what in GOALS:
+        if ours not in rows or theirs not in rows:
+            lines.append(f"- {what}: not measured ({theirs} unavailable)")
+            continue
+        verdicts = []
+        for key, label, sign in FOUR:
+            a, b = rows[ours][key], rows[theirs][key]
+            better = (a - b) * sign > 0
+            verdicts.append(f"{label} {a:.3g} vs {b:.3g} ({'better' if better else 'worse'})")
+        met = all(("better" in v and "worse" not in v) for v in verdicts)
+        lines.append(f"- {what}: **{'met' if met else 'not met'}** — " + "; ".join(verdicts))
+    return "\n".join(lines)
+
+
+def main(folder):
+    folder = Path(folder)
+    load = lambda name: json.loads((folder / name).read_text()) if (folder / name).exists() else None  # noqa: E731
+    dev, corpus, speed, curve, train = (load(n) for n in ("quality_dev.json", "quality_corpus.json", "speed.json",
+                                                           "quality_curve.json", "training.json"))
+    L = ["# Model card: TeluCodec, the shipped CPU model", ""]
+    L += ["`telucodec.safetensors` is what `telucodec.load()`, `python -m telucodec encode|decode|demo` use when no "
+          "checkpoint is given. A SoundStream/EnCodec-style codec (convolutional encoder, 12-stage residual VQ of "
+          "1024 codes, mirrored decoder) at 50 frames/s: 1.5, 3 and 6 kbit/s (3, 6 or 12 codebooks).", ""]
+    if train:
+        L += ["## How it was trained", "",
+              f"- Recipe: the working recipe (`telucodec.recipes`, every ingredient on) with all seven fixes; "
+              f"preset `{train['preset']}` ({train['parameters'] / 1e6:.2f} M parameters).",
+              f"- Command: `{train['command']}`",
+              f"- Steps: {train['steps']} ({train['schedule_note']}); wall time {train['wall_minutes']:.1f} min on "
+              f"{train['machine']} ({train['threads']} torch thread; the machine's other core ran other jobs).",
+              f"- Data: {train['data']}", ""]
+    L += ["## Data and licences", "",
+          "- Embedded corpus: Telugu sentences synthesised on the training machine by eSpeak NG (GPL-3, a run-time "
+          "dependency through `espeakng-loader`; no audio is shipped), 12 minutes, many voices and prosodies.",
+          "- Real speech: 80 clips of one anonymous speaker in Mozilla Common Voice Telugu layout (CC0-1.0), from "
+          "the public repository MagicalCoder-12/index-tts (`tests/te/`); clips not yet community-validated. "
+          "Common Voice asks users not to try to identify speakers.",
+          "- Both are split by file (25 % held out). Every number below is on held-out files only. One real "
+          "speaker is not a population: expect lower numbers on other speakers and microphones.", ""]
+    for title, q in (("Held-out real Telugu speech (dev speaker, files never trained on)", dev),
+                     ("Held-out synthetic Telugu (embedded corpus, files never trained on)", corpus)):
+        if q:
+            L += [f"## {title}", "", f"{q['clips']} clips, first {q['max_seconds_per_clip']:g} s of each "
+                  f"({q['audio_seconds']:.0f} s in all); {q['data_source']}. Command: `{q['command']}`", "",
+                  _table(q), "", _goals(q), ""]
+    if curve:
+        L += ["## Quality against training time", "", f"`quality_curve.png`: 6 kbps on {curve['clips']} held-out "
+              f"real clips (first {curve['seconds']:g} s) at every kept snapshot.", "",
+              "| minutes | step | PESQ-WB | STOI | SI-SNR (dB) | mel distance |", "|---:|---:|---:|---:|---:|---:|"]
+        L += [f"| {p['minutes']:.1f} | {p['step']} | {p['pesq_wb']:.2f} | {p['stoi']:.3f} | {p['si_snr_db']:.1f} | "
+              f"{p['mel_distance']:.3f} |" for p in curve["points"]]
+        L += [""]
+    if speed:
+        L += ["## Speed", "", f"`python -m telucodec bench speed` ({speed['audio_seconds']:g} s of audio, median of "
+              f"{speed['repeats']} runs; machine {speed['machine']['cpu']}), EnCodec's architecture timed in the same run:", "",
+              "| model | device | encode × real time | decode × real time | encode+decode × real time |",
+              "|---|---|---:|---:|---:|"]
+        L += [f"| {r['model']} | {r['device']} | {r['encode_rtf']:.1f} | {r['decode_rtf']:.1f} | {r['round_trip_rtf']:.1f} |"
+              for r in speed["rows"]]
+        L += [""] + [f"- {g['model']}: encode+decode {g['round_trip_rtf']:.1f}× real time on {g['device']} "
+                     f"(goal {g['target']:g}×: {'met' if g['met'] else 'not met'}); EnCodec's architecture "
+                     f"{g['encodec_round_trip_rtf']:.1f}×" for g in speed.get("goal_50x_on_cpu", [])] + [""]
+    (folder / "MODEL_CARD.md").write_text("\n".join(L))
+    print(f"wrote {folder / 'MODEL_CARD.md'}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "results/pretrained")
