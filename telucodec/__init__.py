@@ -4,6 +4,35 @@
     model = telucodec.load()                      # the shipped checkpoint, or load("path/to/ckpt")
     codes = model.encode(wav, sample_rate=16000)  # (n_q, frames) integers
     wav_hat = model.decode(codes)
+
+Module map (what each module owns; it may import only the modules listed after "uses"):
+
+    config       CodecConfig, TrainConfig, the presets                                  uses nothing
+    fixes        the seven fixes of the story as one dataclass of switches              uses nothing
+    recipes      the working recipe: named ingredients on top of a preset               uses config, fixes
+    quantizer    VectorQuantizer, ResidualVQ (fixes 1, 2, 4), codebook usage            uses fixes
+    model        encoder, decoder (fix 3), Codec, weight norm, k-means initialisation   uses config, fixes, quantizer
+    spectral     mel spectrograms, the story's log-mel loss, the mel distance metric    uses nothing
+    losses       story loss (fixes 5-7), working loss (waveform, STFT, mel), Balancer   uses fixes, spectral
+    metrics      SNR, SI-SNR, range ratio, mel distance, PESQ-WB, STOI, ViSQOL          uses spectral
+    evaluation   the one scoring path: crop policy, reconstruct, evaluate_clips        uses metrics
+    diagnostics  overfit one clip, gradient shares, residual norms, codebook health     uses model, losses, metrics
+    batches      deterministic training crops (gain jitter) and validation crops        uses nothing
+    audio_io     reading, writing, resampling, loudness normalisation                  uses errors
+    sentences    the Telugu text of the embedded corpus                                 uses nothing
+    espeak       the ctypes binding to eSpeak NG                                        uses errors
+    corpus       builds and caches the embedded corpus                                 uses audio_io, espeak, sentences
+    data         folders of audio, split by file, spec_for                              uses audio_io, corpus
+    checkpoint   atomic checkpoints with SHA-256 sidecars, safetensors                  uses errors
+    train        fit(): the training loop (_Run holds its state)                        uses all of the above
+    inference    CodecModel, load(), export_safetensors                                 uses model, checkpoint
+    bitstream    the .tlc file format                                                   uses errors
+    baselines    Opus, AMR-NB, Codec2 round trips                                       uses errors
+    bench/       quality and speed benchmarks (common, quality, speed, cli)             uses the package
+    shipped      the shipped model's data split and command; demo: `telucodec demo`     uses data, inference
+    experiments  the GPU ablation run                                                   uses train, evaluation
+    cli          `python -m telucodec ...`                                              uses the package
+    book         the notebooks' helpers: imports the package; nothing in the package imports it
 """
 from .config import PRESETS, CodecConfig, TrainConfig, preset
 from .errors import BadAudioWarning, BitstreamError, CheckpointError, DataError, TeluCodecError

@@ -41,9 +41,8 @@ def _train_parser(sub):
 
 def cmd_train(args):
     import torch
-    from .config import preset
     from .fixes import Fixes
-    from .recipes import INGREDIENTS, recipe
+    from .recipes import recipe
     from .train import fit
     args.preset = args.preset or ("cpu" if args.recipe == "working" else "ci")
     without = tuple(w.strip() for w in args.without.split(",") if w.strip())

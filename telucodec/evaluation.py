@@ -9,7 +9,6 @@ to how it was made.
 """
 from __future__ import annotations
 
-import math
 import warnings
 
 import numpy as np

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from telucodec.fixes import Fixes
-from telucodec.losses import CLAMPS, WEIGHTS_BROKEN, WEIGHTS_FIXED, perceptual_loss, total_loss
+from telucodec.losses import WEIGHTS_BROKEN, WEIGHTS_FIXED, perceptual_loss, total_loss
 
 SR = 16000
 
@@ -28,8 +28,24 @@ def test_clamped_loss_has_zero_gradient_past_its_bound():
     assert float(big_vq.grad) == pytest.approx(WEIGHTS_BROKEN["vq"])
 
 
-def test_clamp_bounds_are_the_story_s():
-    assert CLAMPS == {"recon": (0.0, 5.0), "perceptual": (0.0, 10.0), "vq": (0.0, 10.0)}
+def test_each_story_loss_sends_no_gradient_past_its_bound_and_full_gradient_inside_it():
+    """The baseline clamps recon at 5, perceptual at 10 and VQ at 10: measured by autograd on losses pushed just
+    inside and far outside each bound."""
+    est, ref = _pair()
+    vq_in, vq_out = torch.tensor(9.9, requires_grad=True), torch.tensor(10.1, requires_grad=True)
+    for vq, grad in ((vq_in, 1.0), (vq_out, 0.0)):
+        total_loss(est.detach(), ref, vq, SR, Fixes.none())["total"].backward()
+        assert float(vq.grad) == grad
+    far = (ref + 3.0).requires_grad_(True)                   # L1 + MSE = 3 + 9 = 12 > 5
+    out = total_loss(far, ref, torch.tensor(0.0), SR, Fixes.none())
+    assert "recon" in out["clamped"] and float(out["recon"]) > 5
+    loud = (ref * 1e4).requires_grad_(True)                  # log-mel distance ~ ln(1e8) = 18 > 10
+    out = total_loss(loud, ref, torch.tensor(0.0), SR, Fixes.none())
+    assert {"recon", "perceptual"} <= set(out["clamped"]) and float(out["perceptual"]) > 10
+    g_clamped = torch.autograd.grad(out["total"], loud)[0]
+    g_free = torch.autograd.grad(total_loss(loud, ref, torch.tensor(0.0), SR,
+                                            Fixes.none(unclamped_losses=True))["total"], loud)[0]
+    assert float(g_clamped.abs().max()) == 0.0 and float(g_free.abs().max()) > 0.0
 
 
 def test_reweighting_changes_only_the_weights():

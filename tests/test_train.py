@@ -30,12 +30,19 @@ def clips():
     return _clips()
 
 
-def test_a_few_hundred_steps_lower_the_loss(clips):
-    r = fit("ci", Fixes.all(), clips, steps=60, log_every=5, print_epochs=False)
-    first = np.mean([h["recon"] for h in r.history[:2]])
-    last = np.mean([h["recon"] for h in r.history[-3:]])
-    assert last < 0.5 * first
-    assert all(np.isfinite(h["loss"]) for h in r.history)
+def test_the_working_recipe_leaves_the_silent_plateau_where_the_story_s_fixes_stay():
+    """A lower loss is not learning (a model that outputs silence halves the story's recon loss). Measured: in
+    120 steps on these clips Fixes.all() with the story's loss stays at SI-SNR about -50 dB (a quiet output
+    unrelated to the input) while the working recipe climbs to about -9 dB and rising."""
+    from telucodec.recipes import recipe
+    story = fit("ci", Fixes.all(), clips, steps=120, print_epochs=False)
+    r = recipe("working", "ci")
+    working = fit("ci", r.fixes, clips, codec_config=replace(r.codec, kmeans_buffer=1024), train_config=r.train,
+                  steps=120, print_epochs=False)
+    assert story.epochs[-1]["si_snr_db"] < -30
+    assert working.epochs[-1]["si_snr_db"] > -20
+    assert working.epochs[-1]["si_snr_db"] > working.epochs[len(working.epochs) // 2]["si_snr_db"] + 5
+    assert all(np.isfinite(h["loss"]) for h in story.history + working.history)
 
 
 def test_resume_is_bit_identical(clips, tmp_path):
