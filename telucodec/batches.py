@@ -30,12 +30,10 @@ def crop_batch(clips: list, step: int, batch_size: int, segment: int, seed: int 
 
 
 def eval_crops(clips: list, segment: int, max_clips: int) -> list:
-    """Fixed validation excerpts: the middle `segment` samples of up to max_clips clips (whole clip if shorter)."""
-    crops = []
-    for clip in clips[:max_clips]:
-        start = max(0, (len(clip) - segment) // 2)
-        crops.append(np.asarray(clip[start:start + segment], dtype=np.float32))
-    return crops
+    """Fixed validation excerpts for the training diagnostics: crop policy "middle" of telucodec.evaluation (the
+    middle `segment` samples of each of up to max_clips clips, the whole clip if shorter)."""
+    from .evaluation import crop_clip
+    return [crop_clip(clip, 1, "middle", segment) for clip in clips[:max_clips]]
 
 
 def steps_per_epoch(clips: list, batch_size: int, segment: int) -> int:

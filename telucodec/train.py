@@ -130,6 +130,7 @@ def evaluate(model: Codec, crops: list, n_q: int | None = None, device="cpu") ->
         "perplexity": float(np.mean(usage["perplexity"])),
         "usage_per_stage": usage["usage"], "perplexity_per_stage": usage["perplexity"],
         "dead_codes_per_stage": dead,
+        "crop": f"middle {len(crops[0]) / sr:g} s" if crops else "none",   # evaluation's crop policy "middle"
     }
 
 

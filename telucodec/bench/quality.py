@@ -73,14 +73,13 @@ def _load_telucodec(checkpoint, quick: bool):
 
 
 def _metrics(ref, est, visqol: bool = False) -> dict:
-    from .. import metrics as M
+    """The benchmark's four (or five) numbers, from the package's one scoring function."""
+    from ..evaluation import score
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        out = {"pesq_wb": M.pesq_wb(ref, est, SR), "stoi": M.stoi(ref, est, SR),
-               "si_snr_db": M.si_snr(ref, est), "mel_distance": M.mel_distance(ref, est, SR)}
-        if visqol:
-            out["visqol"] = M.visqol(ref, est, SR)
-        return out
+        row = score(ref, est, SR, perceptual=True, visqol=visqol)
+    keys = ("pesq_wb", "stoi", "si_snr_db", "mel_distance") + (("visqol",) if visqol else ())
+    return {k: row[k] for k in keys}
 
 
 def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *, max_seconds: float = 10.0,

@@ -1,0 +1,53 @@
+"""The shipped model: `telucodec.load()` finds it, it is small, it codes at every advertised rate, more bits sound
+better, and `python -m telucodec demo` writes and scores every system on a held-out sentence."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import telucodec
+from telucodec.inference import PRETRAINED
+
+pytestmark = pytest.mark.skipif(not PRETRAINED.exists(), reason="no shipped model in results/pretrained/")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_load_without_a_path_gives_the_shipped_model_and_it_is_small():
+    model = telucodec.load()
+    assert Path(model.source) == PRETRAINED
+    assert PRETRAINED.stat().st_size < 10 * 2 ** 20
+    assert model.config.bitrate(3) == 1500 and model.config.bitrate(12) == 6000
+    card = (PRETRAINED.parent / "MODEL_CARD.md").read_text()
+    assert "Opus" in card and "Command" in card
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    proc = subprocess.run([sys.executable, "-m", "telucodec", "demo", "--out", str(out), "--no-visqol"],
+                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out, proc.stdout
+
+
+def test_demo_writes_every_system_and_prints_the_table(demo):
+    out, stdout = demo
+    for kbps in ("1.5", "3", "6"):
+        assert (out / f"telucodec_{kbps}kbps.wav").stat().st_size > 10_000
+        assert f"TeluCodec {kbps} kbps" in stdout
+    assert (out / "original.wav").exists() and (out / "opus_6.wav").exists()
+    assert "| system | kbit/s | PESQ-WB | STOI |" in stdout
+
+
+def test_more_bits_give_a_closer_copy_on_the_held_out_sentence():
+    from telucodec.demo import demo_clip
+    from telucodec.evaluation import score
+    model = telucodec.load()
+    _, x = demo_clip()
+    rows = {k: score(x, model.decode(model.encode(x, 16000, kbps=k), len(x)), 16000) for k in (1.5, 3.0, 6.0)}
+    assert rows[6.0]["mel_distance"] < rows[3.0]["mel_distance"] < rows[1.5]["mel_distance"]
+    assert rows[6.0]["si_snr_db"] > rows[1.5]["si_snr_db"]
+    assert all(np.isfinite(r["pesq_wb"]) for r in rows.values())
