@@ -55,6 +55,7 @@ def test_notebooks_under_a_second_numeric_path():
         pytest.skip("second numeric path switched off (TELUCODEC_SECOND_NUMERIC_PATH=off)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
     env["ATEN_CPU_CAPABILITY"] = capability
+    env["TELUCODEC_NESTED_SESSION"] = "1"      # the repository check of conftest.py runs in this (outer) session
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--nbval-lax",
            "--nbval-current-env", "--nbval-cell-timeout", "600",
            *NOTEBOOKS]
