@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 GOALS = [  # (TeluCodec system, baseline, what the issue asks)
     ("telucodec-6", "opus-8", "goal: 6 kbps better than Opus 8 kbps on all four"),
     ("telucodec-3", "opus-6", "goal: 3 kbps better than Opus 6 kbps on all four"),
@@ -23,19 +25,13 @@ def _rows(q):
 
 
 def _table(q):
-    vis = any(r.get("visqol") is not None for r in q["rows"] if r.get("status") == "ok")
-    head = "| system | kbit/s spent | PESQ-WB ↑ | STOI ↑ | " + ("ViSQOL ↑ | " if vis else "") + "SI-SNR (dB) ↑ | mel distance ↓ |"
-    out = [head, "|---|---:|---:|---:|" + ("---:|" if vis else "") + "---:|---:|"]
-    for r in q["rows"]:
-        if r.get("status") != "ok":
-            out.append(f"| {r['label']} | {r['status']} | | | " + ("| " if vis else "") + "| |")
-            continue
-        cells = [r["label"], f"{r['kbps_spent']:.2f}", f"{r['pesq_wb']:.2f}", f"{r['stoi']:.3f}"]
-        if vis:
-            cells.append(f"{r['visqol']:.2f}")
-        cells += [f"{r['si_snr_db']:.1f}", f"{r['mel_distance']:.3f}"]
-        out.append("| " + " | ".join(cells) + " |")
-    return "\n".join(out)
+    """The bench rows as the demo prints its table (one formatter for both)."""
+    from telucodec.demo import markdown
+    ok = [r for r in q["rows"] if r.get("status") == "ok"]
+    vis = any(r.get("visqol") is not None for r in ok)
+    table = markdown([{**r, "system": r["label"], "kbps": r["kbps_spent"]} for r in ok], vis)
+    skipped = [f"- {r['label']}: {r['status']} ({r.get('note', '')})" for r in q["rows"] if r.get("status") != "ok"]
+    return table.replace("| kbit/s |", "| kbit/s spent |", 1) + ("\n\n" + "\n".join(skipped) if skipped else "")
 
 
 def _goals(q):

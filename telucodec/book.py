@@ -87,10 +87,8 @@ def corpus_clips(profile: Profile, data_dir=None):
     """(train, val) lists of float32 clips: the embedded Telugu corpus (or data_dir) at the profile's size."""
     key = (profile.preset, str(data_dir))
     if key not in _CLIPS:
-        from .data import load_dataset
-        from .train import _DataSpec
-        p = get_preset(profile.preset)
-        spec = _DataSpec(p.codec, p.train)
+        from .data import load_dataset, spec_for
+        spec = spec_for(profile.preset)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             _CLIPS[key] = (load_dataset(data_dir, spec, "train"), load_dataset(data_dir, spec, "val"))
@@ -156,12 +154,10 @@ def run(profile: Profile, fixes: Fixes, clips=None, steps: int | None = None, se
 
 
 def reconstruct(model, wav: np.ndarray, n_q: int | None = None) -> np.ndarray:
-    """Run a clip through a model (eval mode, no gradient) and return the output as float32 numpy."""
-    model.eval()
-    dev = next(model.parameters()).device
-    with torch.no_grad():
-        out = model(torch.from_numpy(np.asarray(wav, np.float32))[None, None].to(dev), n_q=n_q or model.config.n_q)
-    return out["wav"][0, 0].float().cpu().numpy()
+    """Run a clip through a model (eval mode, no gradient) and return the output as float32 numpy
+    (telucodec.evaluation.reconstruct, the package's one path)."""
+    from .evaluation import reconstruct as _reconstruct
+    return _reconstruct(model, wav, n_q)
 
 
 # ------------------------------------------------------------------------------------------------ display

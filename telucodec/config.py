@@ -1,4 +1,4 @@
-"""Model and training configurations, and the three presets (ci, small, full)."""
+"""Model and training configurations, and the presets (ci, small, cpu: the shipped model, full)."""
 from __future__ import annotations
 
 import math

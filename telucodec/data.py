@@ -371,7 +371,7 @@ class _Spec:
         self.__dict__.update(fields)
 
 
-def spec_for(codec_config, train_config) -> DataSpec:
+def spec_for(codec_config, train_config=None) -> DataSpec:
     """The data settings of a model and training configuration (or pass a preset name as the first argument):
     what :func:`load_dataset` reads."""
     if isinstance(codec_config, str):

@@ -70,7 +70,7 @@ def run(out_dir="telucodec-demo", checkpoint=None, visqol: bool = True, print_fn
 
 
 def markdown(rows: list, visqol: bool = True) -> str:
-    head = "| system | kbit/s | PESQ-WB | STOI | " + ("ViSQOL | " if visqol else "") + "SI-SNR (dB) | mel distance |"
+    head = "| system | kbit/s | PESQ-WB ↑ | STOI ↑ | " + ("ViSQOL ↑ | " if visqol else "") + "SI-SNR (dB) ↑ | mel distance ↓ |"
     lines = [head, "|---|---:|---:|---:|" + ("---:|" if visqol else "") + "---:|---:|"]
     for r in rows:
         cells = [r["system"], f"{r['kbps']:.2f}", f"{r['pesq_wb']:.2f}", f"{r['stoi']:.3f}"]

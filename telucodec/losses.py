@@ -79,13 +79,8 @@ def stft_loss(est: torch.Tensor, ref: torch.Tensor, scales=STFT_SCALES) -> torch
 
 def mel_loss(est: torch.Tensor, ref: torch.Tensor, sample_rate: int, scales=MEL_SCALES) -> torch.Tensor:
     """L1 between log10 magnitude mel spectrograms (floored at 1e-5), mean over (n_fft, n_mels) scales."""
-    from .spectral import mel_spectrogram
-    total = 0.0
-    for n_fft, n_mels in scales:
-        m_est = mel_spectrogram(est.float(), n_fft, n_mels, sample_rate, power=1.0)
-        m_ref = mel_spectrogram(ref.float(), n_fft, n_mels, sample_rate, power=1.0)
-        total = total + (m_est.clamp_min(1e-5).log10() - m_ref.clamp_min(1e-5).log10()).abs().mean()
-    return total / len(scales)
+    from .spectral import log10_mel_l1
+    return log10_mel_l1(est, ref, sample_rate, scales)
 
 
 def working_terms(est: torch.Tensor, ref: torch.Tensor, sample_rate: int) -> dict:

@@ -46,12 +46,18 @@ def log_mel_loss(est: torch.Tensor, ref: torch.Tensor, sample_rate: int, floor: 
     return total / len(resolutions)
 
 
-def mel_distance(est: torch.Tensor, ref: torch.Tensor, sample_rate: int) -> torch.Tensor:
-    """Evaluation metric (lower is better): mean L1 between log10 magnitude mels (floored at 1e-5), over
-    resolutions. Independent of the training loss so that every run is judged by the same ruler."""
+def log10_mel_l1(est: torch.Tensor, ref: torch.Tensor, sample_rate: int, resolutions=RESOLUTIONS) -> torch.Tensor:
+    """Mean over (n_fft, n_mels) resolutions of the L1 between log10 magnitude mels floored at 1e-5: the mel
+    distance metric (RESOLUTIONS) and the working loss's mel term (its own, shorter windows)."""
     total = 0.0
-    for n_fft, n_mels in RESOLUTIONS:
+    for n_fft, n_mels in resolutions:
         m_est = mel_spectrogram(est.float(), n_fft, n_mels, sample_rate, power=1.0)
         m_ref = mel_spectrogram(ref.float(), n_fft, n_mels, sample_rate, power=1.0)
         total = total + (m_est.clamp_min(1e-5).log10() - m_ref.clamp_min(1e-5).log10()).abs().mean()
-    return total / len(RESOLUTIONS)
+    return total / len(resolutions)
+
+
+def mel_distance(est: torch.Tensor, ref: torch.Tensor, sample_rate: int) -> torch.Tensor:
+    """Evaluation metric (lower is better): mean L1 between log10 magnitude mels (floored at 1e-5), over
+    resolutions. Independent of the training loss so that every run is judged by the same ruler."""
+    return log10_mel_l1(est, ref, sample_rate, RESOLUTIONS)

@@ -423,14 +423,3 @@ def _check_same_run(state, ccfg: CodecConfig, fixes: Fixes, run_dir):
     if CodecConfig.from_dict(state["codec_config"]) != ccfg or Fixes.from_dict(state["fixes"]) != fixes:
         raise TeluCodecError(f"cannot resume {run_dir}: its checkpoint was trained with another model "
                              f"configuration or other fixes; use a new --experiment_name")
-
-
-class _DataSpec:
-    """The attributes data.load_dataset reads."""
-
-    def __init__(self, ccfg: CodecConfig, tcfg: TrainConfig):
-        self.sample_rate = ccfg.sample_rate
-        self.segment_seconds = tcfg.segment_seconds
-        self.corpus_minutes = tcfg.corpus_minutes
-        self.val_fraction = tcfg.val_fraction
-        self.seed = tcfg.seed

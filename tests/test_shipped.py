@@ -39,7 +39,7 @@ def test_demo_writes_every_system_and_prints_the_table(demo):
         assert (out / f"telucodec_{kbps}kbps.wav").stat().st_size > 10_000
         assert f"TeluCodec {kbps} kbps" in stdout
     assert (out / "original.wav").exists() and (out / "opus_6.wav").exists()
-    assert "| system | kbit/s | PESQ-WB | STOI |" in stdout
+    assert "| system | kbit/s | PESQ-WB ↑ | STOI ↑ |" in stdout
 
 
 def test_more_bits_give_a_closer_copy_on_the_held_out_sentence():

@@ -30,7 +30,7 @@ def clips():
     return _clips()
 
 
-def test_the_working_recipe_leaves_the_silent_plateau_where_the_story_s_fixes_stay():
+def test_the_working_recipe_leaves_the_silent_plateau_where_the_story_s_fixes_stay(clips):
     """A lower loss is not learning (a model that outputs silence halves the story's recon loss). Measured: in
     120 steps on these clips Fixes.all() with the story's loss stays at SI-SNR about -50 dB (a quiet output
     unrelated to the input) while the working recipe climbs to about -9 dB and rising."""
