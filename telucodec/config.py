@@ -5,8 +5,21 @@ import math
 from dataclasses import asdict, dataclass, field, fields, replace
 
 
+class _Dict:
+    """One dict conversion for both configurations: tuples become lists (JSON), unknown keys are ignored on the
+    way back (a checkpoint from another version still loads)."""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
+
+
 @dataclass(frozen=True)
-class CodecConfig:
+class CodecConfig(_Dict):
     """Architecture of the codec. Hop length = product of strides; frame rate = sample_rate / hop."""
 
     sample_rate: int = 16000
@@ -55,18 +68,10 @@ class CodecConfig:
         n = max(1, min(self.n_q, round(kbps / per_q)))
         return n
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CodecConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(_Dict):
     """How to train. `steps` wins over `num_epochs` when both are given."""
 
     batch_size: int = 8
@@ -95,14 +100,6 @@ class TrainConfig:
     gain_jitter_db: float = 0.0          # random gain of each training crop, uniform in +-this many dB
     keep_every: int = 0                  # > 0: also keep a weights snapshot every this many steps (curves)
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in known})
 
 
 @dataclass(frozen=True)
