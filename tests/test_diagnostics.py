@@ -72,13 +72,13 @@ def test_story_initialisation_leaves_the_residual_almost_untouched(batch):
 
 
 def test_the_story_network_overfits_one_clip_once_the_quantizer_is_bypassed():
-    """Step one of debugging a codec: can the encoder and decoder alone fit a single 1 s clip? Measured here:
-    the story's baseline network reaches about 14 dB SI-SNR in 400 full-clip steps (lr 1e-2) as a plain
-    autoencoder, so its failure is not the convolution stack."""
+    """Step one of debugging a codec: can the encoder and decoder alone fit a single 1 s clip? Measured: the
+    story's baseline network, as a plain autoencoder (lr 3e-3, 600 full-clip steps), climbs steadily to about
+    21 dB SI-SNR on every CPU kernel set tried (AVX-512 21.8, AVX2 20.8, default 22.5), so its failure is not the
+    convolution stack. (At lr 1e-2 the same run is chaotic: 7.5 to 14 dB depending on the kernels.)"""
     torch.set_num_threads(1)
     clip = synthetic_speech(1.0, seed=1)
-    cfg = preset("ci").codec
-    result = overfit_one_clip(clip, cfg, steps=400, lr=1e-2, bypass_quantizer=True, fixes=Fixes.none(),
-                              loss="story", eval_every=100)
-    assert result["si_snr_db"] > 10.0
-    assert result["curve"][0]["si_snr_db"] < result["si_snr_db"]
+    result = overfit_one_clip(clip, preset("ci").codec, steps=600, lr=3e-3, bypass_quantizer=True,
+                              fixes=Fixes.none(), loss="story", eval_every=100)
+    assert result["si_snr_db"] > 15.0
+    assert result["curve"][0]["si_snr_db"] < result["si_snr_db"] - 10
