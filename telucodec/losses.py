@@ -66,10 +66,11 @@ WORKING_WEIGHTS = {"waveform": 1.0, "stft": 1.0, "mel": 1.0}      # plain weight
 
 def stft_loss(est: torch.Tensor, ref: torch.Tensor, scales=STFT_SCALES) -> torch.Tensor:
     """Multi-resolution STFT loss: mean over window sizes of L1(log10 |X|) + L1(|X|), hop = window / 4."""
+    from .spectral import _window
     est, ref = est.reshape(-1, est.shape[-1]).float(), ref.reshape(-1, ref.shape[-1]).float()
     total = 0.0
     for n_fft in scales:
-        window = torch.hann_window(n_fft, device=est.device)
+        window = _window(n_fft, str(est.device))                 # the cached window the mel code uses
         m_est = torch.stft(est, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         m_ref = torch.stft(ref, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         total = total + (m_est.clamp_min(1e-5).log10() - m_ref.clamp_min(1e-5).log10()).abs().mean() \
