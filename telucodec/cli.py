@@ -17,8 +17,15 @@ def _train_parser(sub):
     p.add_argument("--preset", default=None, choices=["ci", "cpu", "small", "full"],
                    help="model size (default: ci; cpu with --recipe working)")
     p.add_argument("--fixes", default="all", help="all, none, a comma list of fix names, or all-<name>")
-    p.add_argument("--recipe", default="story", choices=["story", "working"],
-                   help="story: the book's codec with --fixes; working: the recipe that learns (telucodec.recipes)")
+    p.add_argument("--recipe", default="story", choices=["story", "working", "adversarial"],
+                   help="story: the book's codec with --fixes; working: the recipe that learns; adversarial: "
+                        "working plus discriminators (telucodec.recipes)")
+    p.add_argument("--init_from", default=None, help="start from a trained codec's weights (.pt, .safetensors or "
+                   "a run folder) with a fresh optimizer: a fine-tune")
+    p.add_argument("--discriminators", default=None, help="comma list of msstft, mpd (adversarial recipe)")
+    p.add_argument("--adversarial_loss", choices=["hinge", "lsgan"])
+    p.add_argument("--disc_start_step", type=int, help="the discriminators start training at this step")
+    p.add_argument("--disc_warmup_steps", type=int, help="...and the codec gets their gradient this many later")
     p.add_argument("--without", default="", help="comma list of working-recipe ingredients to turn off")
     p.add_argument("--extra_data_dir", default=None, help="a second folder of speech added to --data_dir "
                    "(or to the embedded corpus), split by file the same way")
@@ -44,7 +51,7 @@ def cmd_train(args):
     from .fixes import Fixes
     from .recipes import recipe
     from .train import fit
-    args.preset = args.preset or ("cpu" if args.recipe == "working" else "ci")
+    args.preset = args.preset or ("ci" if args.recipe == "story" else "cpu")
     without = tuple(w.strip() for w in args.without.split(",") if w.strip())
     try:
         fixes = Fixes.parse(args.fixes)
@@ -65,6 +72,24 @@ def cmd_train(args):
                                              "checkpoint_every", "on_nonfinite", "seed", "val_fraction",
                                              "keep_every")
                if getattr(args, k) is not None}
+    for name in ("disc_start_step", "disc_warmup_steps"):
+        value = getattr(args, name)
+        if value is not None and value < 0:
+            raise _Usage(f"--{name} must be 0 or more, got {value}")
+        if value is not None:
+            changes[name] = value
+    if args.adversarial_loss:
+        changes["adversarial_loss"] = args.adversarial_loss
+    if args.discriminators is not None:
+        from .discriminators import KINDS
+        kinds = tuple(k.strip() for k in args.discriminators.split(",") if k.strip())
+        bad = [k for k in kinds if k not in KINDS]
+        if bad or not kinds:
+            raise _Usage(f"--discriminators: unknown {', '.join(bad) or '(none given)'}; choose from "
+                         f"{', '.join(KINDS)}")
+        changes["discriminators"] = kinds
+    if args.init_from is not None and not Path(args.init_from).exists():
+        raise _Usage(f"--init_from {args.init_from}: no such file or folder")
     tcfg = replace(r.train, **changes)
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu" and tcfg.amp != "off" and args.amp is None:
@@ -81,7 +106,7 @@ def cmd_train(args):
     result = fit(args.preset, r.fixes, clips, codec_config=r.codec, train_config=tcfg, steps=args.steps,
                  data_dir=args.data_dir,
                  checkpoint_dir=args.checkpoint_dir, experiment_name=args.experiment_name, device=device,
-                 resume=args.resume, inject_nonfinite_at=args.inject_nonfinite_at)
+                 resume=args.resume, inject_nonfinite_at=args.inject_nonfinite_at, init_from=args.init_from)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"done: {result.step} steps in {result.seconds:.1f} s; checkpoints in {result.run_dir}")
 

@@ -99,6 +99,15 @@ class TrainConfig(_Dict):
     loudness_lufs: float | None = None   # normalise every training clip to this loudness (pyloudnorm)
     gain_jitter_db: float = 0.0          # random gain of each training crop, uniform in +-this many dB
     keep_every: int = 0                  # > 0: also keep a weights snapshot every this many steps (curves)
+    # ---- adversarial training (telucodec.adversarial; the "adversarial" recipe); off by default ----
+    discriminators: tuple = ()           # any of "msstft" (EnCodec's MS-STFT) and "mpd" (HiFi-GAN's multi-period)
+    disc_channels: int = 8               # width of every discriminator
+    adversarial_loss: str = "hinge"      # "hinge" or "lsgan" (least squares)
+    adversarial_weight: float = 0.25     # with the balancer: share of the output gradient; without: plain weight
+    feature_weight: float = 0.25         # the same for the feature-matching loss
+    disc_learning_rate: float | None = None   # default: the codec's learning rate (same schedule)
+    disc_start_step: int = 0             # the discriminators start training at this step...
+    disc_warmup_steps: int = 0           # ...and the codec gets their gradient this many steps later
 
 
 

@@ -78,20 +78,26 @@ def run_one(args) -> int:
     fixes = Fixes.parse(args.one)
     out = Path(args.out) / "runs" / args.one
     out.mkdir(parents=True, exist_ok=True)
+    done = out / "result.json"
+    if done.exists():              # a finished run is kept: a long ablation can be restarted in several sittings
+        old = json.loads(done.read_text())
+        if old.get("steps") == args.steps and old.get("seed", args.seed) == args.seed:
+            print(f"{args.one}: already done ({done}); kept")
+            return 0
     dev = torch.device(args.device)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
     result = fit(args.preset, fixes, (train_clips, val_clips), train_config=tcfg, steps=args.steps,
                  device=args.device, checkpoint_dir=out, experiment_name="checkpoints", log_every=25,
-                 print_epochs=False, progress=False)
+                 print_epochs=False, progress=False, resume=True)   # an interrupted run continues
     seconds = time.perf_counter() - t0
     segment = tcfg.segment_seconds * tcfg.batch_size
     sr = p.codec.sample_rate
     evaluation = evaluate_full(result.model, val_clips[: args.eval_clips], sr)
     diag = evaluate(result.model, eval_crops(val_clips, sr * 2, args.eval_clips), device=dev)
     record = {
-        "name": args.one, "fixes": fixes.to_dict(), "enabled": fixes.enabled(), "preset": args.preset,
+        "name": args.one, "seed": args.seed, "fixes": fixes.to_dict(), "enabled": fixes.enabled(), "preset": args.preset,
         "steps": result.step, "seconds": seconds, "steps_per_s": result.step / seconds,
         "audio_s_per_s": result.step * segment / seconds, "amp": tcfg.amp,
         "peak_gpu_memory_gb": (torch.cuda.max_memory_allocated() / 1e9) if dev.type == "cuda" else None,

@@ -116,19 +116,26 @@ class Balancer:
         self.shares = {k: v / total for k, v in shares.items()}
         self.beta, self.eps, self.total_norm = beta, eps, total_norm
         self.averages = {k: 0.0 for k in shares}
-        self.count = 0
+        self.counts = {k: 0 for k in shares}
 
     def output_gradient(self, terms: dict, output: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The balanced gradient for `output` and the measured per-term gradient norms (before balancing)."""
-        grads = {k: torch.autograd.grad(terms[k], output, retain_graph=True)[0] for k in self.shares}
-        self.count += 1
+        """The balanced gradient for `output` and the measured per-term gradient norms (before balancing).
+        A term absent from `terms` (an adversarial term before its start step) is left out and the others'
+        shares are renormalised; each term's moving average counts only the steps it was present."""
+        present = [k for k in self.shares if k in terms]
+        shares = self.shares
+        if len(present) < len(self.shares):
+            total_share = sum(self.shares[k] for k in present)
+            shares = {k: self.shares[k] / total_share for k in present}
+        grads = {k: torch.autograd.grad(terms[k], output, retain_graph=True)[0] for k in present}
         norms, averages, combined = {}, {}, torch.zeros_like(output)
         for k, g in grads.items():
             norm = float(g.reshape(g.shape[0], -1).norm(dim=1).mean())
             norms[k] = norm
+            self.counts[k] += 1
             self.averages[k] = self.beta * self.averages[k] + (1 - self.beta) * norm
-            averages[k] = self.averages[k] / (1 - self.beta ** self.count)
-            combined = combined + self.shares[k] * g / (averages[k] + self.eps)
+            averages[k] = self.averages[k] / (1 - self.beta ** self.counts[k])
+            combined = combined + shares[k] * g / (averages[k] + self.eps)
         # EnCodec rescales to a fixed total norm (1 per example); by default we rescale to the sum of the terms'
         # own gradient norms, so the balanced gradient is as large as the unweighted sum's and the VQ loss,
         # which is not balanced, keeps its usual weight against reconstruction.
@@ -146,9 +153,13 @@ class Balancer:
         return norms
 
     def state_dict(self) -> dict:
-        return {"shares": dict(self.shares), "averages": dict(self.averages), "count": self.count,
+        return {"shares": dict(self.shares), "averages": dict(self.averages), "counts": dict(self.counts),
                 "beta": self.beta}
 
     def load_state_dict(self, state: dict):
         self.shares, self.averages = dict(state["shares"]), dict(state["averages"])
-        self.count, self.beta = int(state["count"]), float(state["beta"])
+        if "counts" in state:
+            self.counts = {k: int(v) for k, v in state["counts"].items()}
+        else:                                           # checkpoints before per-term counts: one shared count
+            self.counts = {k: int(state["count"]) for k in self.shares}
+        self.beta = float(state["beta"])

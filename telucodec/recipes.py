@@ -16,6 +16,11 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 | `loudness`            | training clips normalised to -23 LUFS, crops jittered by +-6 dB                 |
 | `long_crops`          | 1 s training crops (the story's ci preset uses 0.5 s)                           |
 | `lr_schedule`         | cosine decay of the learning rate to 10 % at the last step                      |
+| `adversarial`         | (the "adversarial" recipe only) MS-STFT and multi-period discriminators, with   |
+|                       | hinge and feature-matching losses balanced beside the reconstruction terms      |
+
+The "adversarial" recipe is the working recipe plus discriminators (telucodec.adversarial). It is meant as a
+fine-tune of a trained codec (`--init_from`): see chapter 15 of the book.
 """
 from __future__ import annotations
 
@@ -35,11 +40,14 @@ INGREDIENTS = {
     "loudness": ({}, {"loudness_lufs": -23.0, "gain_jitter_db": 6.0}),
     "long_crops": ({}, {"segment_seconds": 1.0}),
     "lr_schedule": ({}, {"lr_schedule": "cosine"}),
+    "adversarial": ({}, {"discriminators": ("msstft", "mpd")}),
 }
 
+WORKING = tuple(i for i in INGREDIENTS if i != "adversarial")
 RECIPES = {
     "story": (),                          # the codec as the story built it (with whichever fixes you pass)
-    "working": tuple(INGREDIENTS),        # every ingredient on
+    "working": WORKING,                   # every reconstruction ingredient on
+    "adversarial": WORKING + ("adversarial",),   # and discriminators
 }
 
 
@@ -69,6 +77,6 @@ def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes 
     if "balancer" in on and "working_loss" not in on:
         raise ValueError("the balancer balances the working loss's terms: keep working_loss on")
     if fixes is None:
-        fixes = Fixes.all() if name == "working" else Fixes.none()
+        fixes = Fixes.none() if name == "story" else Fixes.all()
     label = name if not without else f"{name}-" + "-".join(without)
     return Recipe(label, ccfg, tcfg, fixes, on)

@@ -147,9 +147,10 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
         train_config: TrainConfig | None = None, steps: int | None = None, checkpoint_dir=None,
         experiment_name: str = "run", device: str | None = None, resume: bool = False, log_every: int = 10,
         eval_every_epoch: bool = True, print_epochs: bool = True, progress: bool | None = None,
-        inject_nonfinite_at: int | None = None, data_dir=None) -> RunResult:
+        inject_nonfinite_at: int | None = None, data_dir=None, init_from=None) -> RunResult:
     """Train a codec. `clips` = (train_clips, val_clips), lists of float32 numpy arrays at the codec's sample rate;
-    if None they are loaded from `data_dir` (or the embedded corpus). Returns the model and its history."""
+    if None they are loaded from `data_dir` (or the embedded corpus). `init_from`: start a new run from a trained
+    codec's weights (a fine-tune; ignored when resuming). Returns the model and its history."""
     p = get_preset(preset)
     ccfg, tcfg = codec_config or p.codec, train_config or p.train
     if steps is not None:
@@ -164,7 +165,9 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
     val = eval_crops(val_clips, int(ccfg.sample_rate * 2.0), tcfg.eval_clips)
     run.build()
     step = run.resume() if resume else 0
-    if step == 0 and ccfg.kmeans_buffer > 0:
+    if step == 0 and init_from is not None:
+        run.init_from(init_from)
+    elif step == 0 and ccfg.kmeans_buffer > 0:
         frames = max(1, segment // ccfg.hop_length) * tcfg.batch_size
         run.model.init_codebooks([crop_batch(train_clips, 2 ** 40 + i, tcfg.batch_size, segment, tcfg.seed)
                                   .to(run.dev) for i in range(-(-ccfg.kmeans_buffer // frames))])
@@ -255,7 +258,20 @@ class _Run:
         self.balancer = None
         if tcfg.loss == "working" and tcfg.balancer:
             rest = (1 - tcfg.waveform_share) / 2
-            self.balancer = Balancer({"waveform": tcfg.waveform_share, "stft": rest, "mel": rest})
+            shares = {"waveform": tcfg.waveform_share, "stft": rest, "mel": rest}
+            if tcfg.discriminators:          # the adversarial terms take their shares; reconstruction the rest
+                recon = 1 - tcfg.adversarial_weight - tcfg.feature_weight
+                shares = {**{k: v * recon for k, v in shares.items()},
+                          "adversarial": tcfg.adversarial_weight, "feature": tcfg.feature_weight}
+            self.balancer = Balancer(shares)
+        self.adversary = None
+        if tcfg.discriminators:
+            from .adversarial import Adversary
+            with torch.random.fork_rng(devices=[]):    # the codec's random stream is the same with or without D
+                torch.manual_seed(tcfg.seed + 1)
+                self.adversary = Adversary(tcfg.discriminators, tcfg.disc_channels, tcfg.adversarial_loss,
+                                           tcfg.disc_learning_rate or tcfg.learning_rate, tcfg.adam_betas,
+                                           tcfg.max_grad_norm, self.dev)
         self.result = RunResult(model=self.model, run_dir=self.run_dir)
         self.encoder_params = list(self.model.encoder.parameters())
         if self.run_dir is not None and self.is_main:
@@ -281,7 +297,33 @@ class _Run:
         self.seconds_before = float(state.get("train_seconds", 0.0))
         if self.balancer is not None:
             self.balancer.load_state_dict(state["balancer"])
+        if self.adversary is not None:
+            if "adversary" not in state:
+                raise TeluCodecError(f"cannot resume {self.run_dir} with discriminators: its checkpoint was "
+                                     f"trained without them; use --init_from to start a new run from it")
+            try:
+                self.adversary.load_state_dict(state["adversary"])
+            except (RuntimeError, ValueError, KeyError) as exc:
+                raise TeluCodecError(f"cannot resume {self.run_dir}: its discriminators differ from "
+                                     f"--discriminators/--disc_channels ({type(exc).__name__})") from None
         return int(state["step"])
+
+    def init_from(self, path) -> str:
+        """Start from the weights of a trained codec (a .pt checkpoint, a .safetensors export or a run folder),
+        with a fresh optimizer, schedule and (if any) discriminators: a fine-tune. The architecture must match
+        this run's; weight normalisation is re-applied if the source was exported with it folded."""
+        from .inference import load
+        from .model import apply_weight_norm
+        source = load(path).codec                           # weight norm folded, config says weight_norm=False
+        if replace(source.config, weight_norm=self.ccfg.weight_norm) != self.ccfg:
+            raise TeluCodecError(f"cannot start from {path}: it is another architecture than this run's preset")
+        plain = Codec(replace(self.ccfg, weight_norm=False), self.fixes)
+        plain.load_state_dict(source.state_dict())
+        if self.ccfg.weight_norm:
+            apply_weight_norm(plain.encoder)
+            apply_weight_norm(plain.decoder.body)
+        self.model.load_state_dict(plain.to(self.dev).state_dict())
+        return str(path)
 
     def wrap_ddp(self):
         if self.distributed:
@@ -303,6 +345,8 @@ class _Run:
         }
         if self.balancer is not None:
             state["balancer"] = self.balancer.state_dict()
+        if self.adversary is not None:
+            state["adversary"] = self.adversary.state_dict()
         ckpt.save_checkpoint(self.run_dir / f"step_{step:08d}.pt", state)
         ckpt.keep_last(self.run_dir, 2)
         if self.tcfg.keep_every and step % self.tcfg.keep_every == 0:   # weights-only snapshots for curves
@@ -329,15 +373,27 @@ class _Run:
                 losses = working_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate)
             else:
                 losses = total_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate, self.fixes)
-        loss = losses["total"] * float("nan") if nan_here else losses["total"]
+        loss, adv = losses["total"], None
+        if self.adversary is not None and step >= tcfg.disc_start_step:
+            codec_terms = step >= tcfg.disc_start_step + tcfg.disc_warmup_steps
+            adv = self.adversary.losses(out["wav"], x, generator_terms=codec_terms)
+            if codec_terms:
+                losses.setdefault("terms", {}).update(adversarial=adv["adversarial"], feature=adv["feature"])
+                loss = loss + tcfg.adversarial_weight * adv["adversarial"] + tcfg.feature_weight * adv["feature"]
+        loss = loss * float("nan") if nan_here else loss
         optimizer.zero_grad(set_to_none=True)
         finite = torch.isfinite(loss.detach()).reshape(())
+        if adv is not None:                                # a non-finite discriminator loss skips the step too
+            finite = finite & torch.isfinite(adv["discriminator"].detach()).reshape(())
         if self.distributed:           # one rank's NaN must skip (or stop) the step on every rank, decided
             flag = finite.to(self.dev, torch.float32)   # before any gradient all-reduce could hang or diverge
             dist.all_reduce(flag, op=dist.ReduceOp.MIN)
             finite = flag > 0
         if not bool(finite):
-            return self._skip(f"loss is {float(loss.detach())} at step {step}", vq_backup)
+            bad_d = adv is not None and not bool(torch.isfinite(adv["discriminator"].detach()))
+            what, value = ("discriminator loss", adv["discriminator"]) if bad_d else ("loss", loss)
+            return self._skip(f"{what} is {float(value.detach())} at step {step}", vq_backup)
+        d_grads = self.adversary.gradients(adv["discriminator"]) if adv is not None else None
         if self.balancer is not None:
             self.balancer.backward(losses["terms"], out["wav"], out["vq_loss"],
                                    scaler.get_scale() if scaler.is_enabled() else 1.0)
@@ -349,8 +405,14 @@ class _Run:
         total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm)
         if not math.isfinite(float(total_norm)) and amp != torch.float16:
             return self._skip(f"gradient norm is {float(total_norm)} at step {step}", vq_backup)
+        d_norm = self.adversary.clip(d_grads, self.world) if d_grads is not None else None
+        if d_norm is not None and not math.isfinite(d_norm):
+            return self._skip(f"discriminator gradient norm is {d_norm} at step {step}", vq_backup)
         scaler.step(optimizer)
         scaler.update()
+        if d_grads is not None:
+            self.adversary.step(learning_rate(step, tcfg, total_steps) * (tcfg.disc_learning_rate or tcfg.learning_rate)
+                                / tcfg.learning_rate)
         record = {"loss": float(loss.detach()), "recon": float(losses["recon"]),
                   "perceptual": float(losses["perceptual"]), "vq": float(losses["vq"]),
                   "clamped": losses["clamped"], "n_q": int(out["n_q"]),
@@ -360,11 +422,15 @@ class _Run:
                   "input_peak": float(x.abs().max())}
         if tcfg.loss == "working":
             record.update({k: float(losses[k]) for k in ("waveform", "stft", "mel")})
+        if adv is not None:
+            record.update({k: float(v.detach()) for k, v in adv.items()}, grad_norm_discriminator=d_norm)
         return record
 
     def _skip(self, what: str, vq_backup):
         _nonfinite(what, self.tcfg, self.run_dir, self.result)   # raises unless --on_nonfinite skip
         self.optimizer.zero_grad(set_to_none=True)
+        if self.adversary is not None:
+            self.adversary.optimizer.zero_grad(set_to_none=True)
         self.model.quantizer.load_state_dict(vq_backup)
         return None
 

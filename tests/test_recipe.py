@@ -12,7 +12,7 @@ from telucodec.bench import synthetic_speech
 from telucodec.config import PRESETS, CodecConfig, TrainConfig
 from telucodec.fixes import Fixes
 from telucodec.losses import Balancer, working_loss, working_terms
-from telucodec.recipes import INGREDIENTS, recipe
+from telucodec.recipes import INGREDIENTS, WORKING, recipe
 from telucodec.train import fit, learning_rate
 
 
@@ -21,7 +21,10 @@ def test_story_recipe_is_the_preset_and_working_turns_every_ingredient_on():
     assert story.codec == PRESETS["ci"].codec and story.train == PRESETS["ci"].train
     assert story.fixes == Fixes.none()
     working = recipe("working", "ci")
-    assert working.ingredients == tuple(INGREDIENTS) and working.fixes == Fixes.all()
+    assert working.ingredients == WORKING and working.fixes == Fixes.all() and not working.train.discriminators
+    adversarial = recipe("adversarial", "ci")
+    assert adversarial.ingredients == WORKING + ("adversarial",) and adversarial.fixes == Fixes.all()
+    assert adversarial.codec == working.codec and adversarial.train.discriminators == ("msstft", "mpd")
     assert working.codec.weight_norm and working.codec.kmeans_buffer >= 4 * working.codec.codebook_size
     assert working.train.loss == "working" and working.train.balancer and working.train.segment_seconds == 1.0
     assert working.train.lr_schedule == "cosine" and working.train.loudness_lufs == -23.0
@@ -29,8 +32,9 @@ def test_story_recipe_is_the_preset_and_working_turns_every_ingredient_on():
 
 @pytest.mark.parametrize("ingredient", list(INGREDIENTS))
 def test_each_ingredient_turns_off_alone(ingredient):
-    full, less = recipe("working", "ci"), recipe("working", "ci", without=(ingredient,) if ingredient != "working_loss"
-                                                 else ("working_loss", "balancer"))
+    name = "adversarial" if ingredient == "adversarial" else "working"
+    full, less = recipe(name, "ci"), recipe(name, "ci", without=(ingredient,) if ingredient != "working_loss"
+                                            else ("working_loss", "balancer"))
     story = recipe("story", "ci")
     codec_changes, train_changes = INGREDIENTS[ingredient]
     for name in codec_changes:
