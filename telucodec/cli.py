@@ -26,6 +26,9 @@ def _train_parser(sub):
     p.add_argument("--adversarial_loss", choices=["hinge", "lsgan"])
     p.add_argument("--disc_start_step", type=int, help="the discriminators start training at this step")
     p.add_argument("--disc_warmup_steps", type=int, help="...and the codec gets their gradient this many later")
+    p.add_argument("--adversarial_weight", type=float, help="share of the output gradient (with the balancer)")
+    p.add_argument("--feature_weight", type=float, help="the same for the feature-matching loss")
+    p.add_argument("--disc_learning_rate", type=float, help="default: --learning_rate")
     p.add_argument("--without", default="", help="comma list of working-recipe ingredients to turn off")
     p.add_argument("--extra_data_dir", default=None, help="a second folder of speech added to --data_dir "
                    "(or to the embedded corpus), split by file the same way")
@@ -80,6 +83,18 @@ def cmd_train(args):
             changes[name] = value
     if args.adversarial_loss:
         changes["adversarial_loss"] = args.adversarial_loss
+    for name in ("adversarial_weight", "feature_weight"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value < 1:
+            raise _Usage(f"--{name} must be in [0, 1) (a share of the output gradient), got {value}")
+        if value is not None:
+            changes[name] = value
+    if sum(changes.get(k, getattr(r.train, k)) for k in ("adversarial_weight", "feature_weight")) >= 1:
+        raise _Usage("--adversarial_weight + --feature_weight must leave a share for reconstruction (sum < 1)")
+    if args.disc_learning_rate is not None:
+        if not 0 < args.disc_learning_rate < float("inf"):
+            raise _Usage(f"--disc_learning_rate must be a positive number, got {args.disc_learning_rate}")
+        changes["disc_learning_rate"] = args.disc_learning_rate
     if args.discriminators is not None:
         from .discriminators import KINDS
         kinds = tuple(k.strip() for k in args.discriminators.split(",") if k.strip())

@@ -17,10 +17,11 @@ import numpy as np
 BASELINE_RATES = ("codec2-1200", "codec2-3200", "amrnb-4.75", "opus-6", "opus-8")
 
 
-def demo_clip(seconds: float = 6.0):
-    """(name, waveform) of a validation-split sentence of the embedded corpus, at most `seconds`. The corpus is
-    one deterministic stream of clips, so its first 1.5 minutes are the first clips of the 12 minutes the shipped
-    model trained on, with the same file names, and the split by file name holds them out the same way."""
+def held_out_clips(seconds: float = 6.0) -> list:
+    """[(name, waveform)] of the validation-split sentences of the embedded corpus, each at most `seconds`. The
+    corpus is one deterministic stream of clips, so its first 1.5 minutes are the first clips of the 12 minutes
+    the shipped model trained on, with the same file names, and the split by file name holds them out the same
+    way: the shipped model never trained on any of these."""
     from .data import load_dataset
     from .shipped import data_spec
     spec = data_spec()
@@ -28,9 +29,14 @@ def demo_clip(seconds: float = 6.0):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clips = load_dataset(None, spec, "val")
-    names = clips.paths
-    longest = int(np.argmax([len(c) for c in clips]))
-    return str(names[longest]), np.asarray(clips[longest][: int(seconds * 16000)], np.float32)
+    return [(str(name), np.asarray(clip[: int(seconds * 16000)], np.float32)) for name, clip in zip(clips.paths, clips)]
+
+
+def demo_clip(seconds: float = 6.0):
+    """(name, waveform) of the longest held-out sentence (`held_out_clips`), at most `seconds`."""
+    clips = held_out_clips(seconds=1e9)
+    name, clip = clips[int(np.argmax([len(c) for _, c in clips]))]
+    return name, clip[: int(seconds * 16000)]
 
 
 def run(out_dir="telucodec-demo", checkpoint=None, visqol: bool = True, print_fn=print) -> list:

@@ -113,6 +113,20 @@ def working_terms_fn(sample_rate: int = 16000, weights=None):
     return terms
 
 
+def adversarial_terms_fn(discriminators, sample_rate: int = 16000, loss: str = "hinge"):
+    """terms_fn for `gradient_shares`: the working loss's terms, the VQ loss, and the adversarial and feature-
+    matching terms that `discriminators` (a `telucodec.discriminators.Discriminators`) give the codec."""
+    from .adversarial import feature_matching_loss, generator_loss
+    base = working_terms_fn(sample_rate)
+
+    def terms(out, wav):
+        real_logits, real_features = discriminators(wav)
+        fake_logits, fake_features = discriminators(out["wav"].float())
+        return {**base(out, wav), "adversarial": generator_loss(fake_logits, loss),
+                "feature": feature_matching_loss(real_features, fake_features)}
+    return terms
+
+
 def codebook_health(model: Codec, codes: torch.Tensor) -> list:
     """Per stage: fraction of codes used, perplexity of the code distribution, and codes the quantizer
     counts as dead right now. `codes` is (B, n_q, frames)."""

@@ -11,6 +11,7 @@ assert that depends on the rounding then fails here, before it fails on someone 
 The run cache (``telucodec.book.run``) keys runs by the CPU capability too, so the second path trains its own runs
 and never reuses those of the first; both stay cached, so a warm rerun is quick.
 
+The notebooks are split between this file and ``test_numeric_paths_second_half.py``, so that two workers share them.
 Set ``TELUCODEC_SECOND_NUMERIC_PATH=off`` to skip it (for a quick local run), or to a capability name to choose it.
 """
 import os
@@ -49,7 +50,7 @@ def second_path() -> str | None:
     return None
 
 
-def test_notebooks_under_a_second_numeric_path():
+def run_under_second_path(notebooks: list):
     capability = second_path()
     if capability is None:
         pytest.skip("second numeric path switched off (TELUCODEC_SECOND_NUMERIC_PATH=off)")
@@ -58,8 +59,13 @@ def test_notebooks_under_a_second_numeric_path():
     env["TELUCODEC_NESTED_SESSION"] = "1"      # the repository check of conftest.py runs in this (outer) session
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--nbval-lax",
            "--nbval-current-env", "--nbval-cell-timeout", "600",
-           *NOTEBOOKS]
+           *notebooks]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3000)
     tail = (result.stdout + result.stderr)[-12000:]
     assert result.returncode == 0, (f"the notebooks fail under ATEN_CPU_CAPABILITY={capability} "
                                     f"(torch uses {_capability(capability)}):\n{tail}")
+
+
+# Two halves in two files, so that `--dist loadfile` can give them to two workers (one file runs on one worker).
+def test_notebooks_under_a_second_numeric_path_first_half():
+    run_under_second_path(NOTEBOOKS[0::2])
