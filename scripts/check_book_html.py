@@ -13,7 +13,9 @@ It serves the built HTML on a localhost port, loads every page listed in _toc.ym
 * local <img> sources inside the article exist in the build;
 * notebook pages carry a Colab launch link;
 * minimum counts of figures (<img>) and audio players (<audio>) per page (see --expect);
-* stored error outputs (tracebacks) are reported, and fail the check with --no-tracebacks.
+* stored error outputs (tracebacks) are reported, and fail the check with --no-tracebacks;
+* every page with formulas shows them rendered by MathJax (``mjx-container`` elements) with the network blocked,
+  so the MathJax served from the build (sphinx-mathjax-offline) is what renders them.
 
 It also takes screenshots of the preface and of one notebook page into _build/screenshots/.
 Exit status: 0 all checks passed, 1 some check failed, 2 the check could not run (no build, no browser).
@@ -53,6 +55,8 @@ DEFAULT_EXPECT = {
     "notebooks/09_*": (1, 1),
     "notebooks/10_*": (1, 1),
     "notebooks/11_*": (1, 1),
+    "notebooks/13_*": (1, 1),
+    "notebooks/14_*": (1, 1),
 }
 
 CHROMIUM_FLAGS = [
@@ -159,6 +163,8 @@ class PageResult:
     figures: int = 0
     audio: int = 0
     tracebacks: int = 0
+    formulas: int = 0
+    rendered_formulas: int = 0
     colab_link: bool = False
     min_figures: int = 0
     min_audio: int = 0
@@ -200,6 +206,8 @@ def check_page(dom: str, res: PageResult, build_dir: Path, want_colab: bool, fai
     res.tracebacks = sum(1 for cls in re.findall(r'class="([^"]*)"', art)
                          if {"output", "traceback"} <= set(cls.split()))
     res.colab_link = "colab.research.google.com" in dom
+    res.formulas = len(re.findall(r'class="math[ "]', art))
+    res.rendered_formulas = len(re.findall(r"<mjx-container\b", art))
 
     if not res.title:
         res.problems.append("no <title>")
@@ -220,6 +228,8 @@ def check_page(dom: str, res: PageResult, build_dir: Path, want_colab: bool, fai
         res.problems.append(f"{res.audio} audio player(s), expected at least {res.min_audio}")
     if want_colab and res.kind == "notebook" and not res.colab_link:
         res.problems.append("no Colab launch link (check launch_buttons/repository in _config.yml)")
+    if res.formulas and not res.rendered_formulas:
+        res.problems.append(f"{res.formulas} formula(s) not rendered (MathJax did not load offline)")
     if fail_tracebacks and res.tracebacks:
         res.problems.append(f"{res.tracebacks} stored error output(s)")
 
@@ -292,10 +302,11 @@ def run(args) -> int:
 
     # ------------------------------------------------------------------ report
     width = max(len(r.docname) for r in results)
-    print(f"\n{'page':<{width}}  kind      figs  audio  tb  status")
+    print(f"\n{'page':<{width}}  kind      figs  audio  math  tb  status")
     for r in results:
         status = "ok" if not r.problems else "FAIL: " + "; ".join(r.problems)
-        print(f"{r.docname:<{width}}  {r.kind:<8}  {r.figures:>4}  {r.audio:>5}  {r.tracebacks:>2}  {status}")
+        print(f"{r.docname:<{width}}  {r.kind:<8}  {r.figures:>4}  {r.audio:>5}  {r.rendered_formulas:>4}  "
+              f"{r.tracebacks:>2}  {status}")
     failed = [r for r in results if r.problems]
     tb_pages = [r.docname for r in results if r.tracebacks]
     if tb_pages and not args.no_tracebacks:

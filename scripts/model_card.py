@@ -61,7 +61,7 @@ def main(folder):
           "1024 codes, mirrored decoder) at 50 frames/s: 1.5, 3 and 6 kbit/s (3, 6 or 12 codebooks).", ""]
     if train:
         L += ["## How it was trained", "",
-              f"- Recipe: the working recipe (`telucodec.recipes`, every ingredient on) with all seven fixes; "
+              f"- Recipe: {train.get('recipe', 'the working recipe (`telucodec.recipes`, every ingredient on) with all seven fixes')}; "
               f"preset `{train['preset']}` ({train['parameters'] / 1e6:.2f} M parameters).",
               f"- Command: `{train['command']}`",
               f"- Steps: {train['steps']} ({train['schedule_note']}); wall time {train['wall_minutes']:.1f} min on "

@@ -18,13 +18,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("run_dir")
-    ap.add_argument("--data_dir", required=True)
+    ap.add_argument("run_dir", nargs="?")
+    ap.add_argument("--data_dir")
+    ap.add_argument("--append", nargs=2, metavar=("BASE_JSON", "NEXT_JSON"),
+                    help="join two curves: NEXT (a fine-tune of BASE's last snapshot) continues BASE in steps and "
+                         "minutes; written to --out")
+    ap.add_argument("--base_step", type=int, help="with --append: the step NEXT started from (default: BASE's last)")
+    ap.add_argument("--base_minutes", type=float, help="with --append: BASE's training minutes at that step")
     ap.add_argument("--val_fraction", type=float, default=0.25)
     ap.add_argument("--clips", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=6.0)
     ap.add_argument("--out", default="results/pretrained")
     args = ap.parse_args(argv)
+    if args.append:
+        return append(*args.append, out=Path(args.out), base_step=args.base_step, base_minutes=args.base_minutes)
+    if not (args.run_dir and args.data_dir):
+        ap.error("give a run folder and --data_dir (or --append BASE NEXT)")
     warnings.simplefilter("ignore")
     import torch
     torch.set_num_threads(1)
@@ -57,6 +66,26 @@ def main(argv=None):
               "data": f"{Path(args.data_dir).name}, held-out files (val_fraction {args.val_fraction})",
               "bitrate": "6 kbps", "points": points, "references": refs}
     (out / "quality_curve.json").write_text(json.dumps(result, indent=1))
+    plot(result, out)
+
+
+def append(base_path, next_path, out: Path, base_step=None, base_minutes=None):
+    base, nxt = json.loads(Path(base_path).read_text()), json.loads(Path(next_path).read_text())
+    if (base["clips"], base["seconds"], base["data"]) != (nxt["clips"], nxt["seconds"], nxt["data"]):
+        raise SystemExit("the two curves were scored on different clips")
+    step0 = base_step if base_step is not None else base["points"][-1]["step"]
+    minutes0 = base_minutes if base_minutes is not None else base["points"][-1]["minutes"]
+    points = [p for p in base["points"] if p.get("phase", 1) == 1] + [
+        {**p, "step": step0 + p["step"], "minutes": minutes0 + p["minutes"], "phase": 2} for p in nxt["points"]]
+    result = {**base, "run": f"{base['run']} + {nxt['run']}", "points": [{**p, "phase": p.get("phase", 1)}
+                                                                       for p in points]}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "quality_curve.json").write_text(json.dumps(result, indent=1))
+    plot(result, out)
+
+
+def plot(result: dict, out: Path):
+    points, refs = result["points"], result["references"]
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -68,7 +97,7 @@ def main(argv=None):
         ax.set_xlabel("training time (minutes, one CPU thread)")
         ax.set_ylabel(label)
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"Held-out quality during training ({len(clips)} clips, first {args.seconds:g} s)")
+    fig.suptitle(f"Held-out quality during training ({result['clips']} clips, first {result['seconds']:g} s)")
     fig.tight_layout()
     fig.savefig(out / "quality_curve.png", dpi=90)
 
