@@ -39,10 +39,10 @@ for name in ("reconstruction", "adversarial", "overpowered"):
     print(name, state["step"], f"{state['train_seconds'] / 60:.1f} min")
 (out / "training.json").write_text(json.dumps(info, indent=1))
 PY
-for run in reconstruction adversarial overpowered; do
-  python scripts/quality_curve.py "$RUNS/$run" --data_dir "$DEV" --out "$OUT/curve_$run" > "$OUT/curve_$run.log" 2>&1 &
-done
+for run in ${CURVES:-reconstruction adversarial overpowered}; do
+  python scripts/quality_curve.py "$RUNS/$run" --data_dir "$DEV" --out "$OUT/curve_$run" > "$OUT/curve_$run.log" 2>&1
+done &
 python scripts/adversarial_comparison.py --data_dir "$DEV" --out "$OUT" \
   shipped=results/pretrained/telucodec.safetensors reconstruction="$OUT/reconstruction.safetensors" \
-  adversarial="$OUT/adversarial.safetensors" > "$OUT/comparison.log" 2>&1
+  adversarial="$OUT/adversarial.safetensors" overpowered="$RUNS/overpowered" > "$OUT/comparison.log" 2>&1
 wait

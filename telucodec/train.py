@@ -146,11 +146,13 @@ def format_epoch(epoch: int, d: dict) -> str:
 def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config: CodecConfig | None = None,
         train_config: TrainConfig | None = None, steps: int | None = None, checkpoint_dir=None,
         experiment_name: str = "run", device: str | None = None, resume: bool = False, log_every: int = 10,
-        eval_every_epoch: bool = True, print_epochs: bool = True, progress: bool | None = None,
+        eval_every_epoch: bool = True, print_epochs: bool = True, progress: bool | str | None = None,
         inject_nonfinite_at: int | None = None, data_dir=None, init_from=None) -> RunResult:
     """Train a codec. `clips` = (train_clips, val_clips), lists of float32 numpy arrays at the codec's sample rate;
     if None they are loaded from `data_dir` (or the embedded corpus). `init_from`: start a new run from a trained
-    codec's weights (a fine-tune; ignored when resuming). Returns the model and its history."""
+    codec's weights (a fine-tune; ignored when resuming). `progress`: True (a tqdm bar), "text" (a plain-text bar
+    on stdout, for notebooks stored as documents), False, or None (a bar when stderr is a terminal).
+    Returns the model and its history."""
     p = get_preset(preset)
     ccfg, tcfg = codec_config or p.codec, train_config or p.train
     if steps is not None:
@@ -438,7 +440,11 @@ class _Run:
         if self.run_dir is not None and self.is_main:
             self.log_file = open(self.run_dir / "metrics.jsonl", "a")
         show = progress if progress is not None else (self.is_main and sys.stderr.isatty())
-        if show and total_steps > start_step:
+        if show == "text" and total_steps > start_step:      # a plain-text bar (notebooks stored as documents)
+            from tqdm.std import tqdm
+            self.bar = tqdm(total=total_steps, initial=start_step, desc=self.experiment_name, file=sys.stdout,
+                            mininterval=10.0, ascii=True, ncols=90)
+        elif show and total_steps > start_step:
             from tqdm.auto import tqdm
             self.bar = tqdm(total=total_steps, initial=start_step, desc=self.experiment_name, leave=False)
 
@@ -452,7 +458,7 @@ class _Run:
     def tick(self, loss: float):
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.3f}")
+            self.bar.set_postfix(loss=f"{loss:.3f}", refresh=False)
 
     def end_epoch(self, val: list, step: int, means: dict, print_epochs: bool):
         """The story's per-epoch diagnostics on the validation crops, logged and (optionally) printed."""
