@@ -49,3 +49,10 @@ def pytest_sessionfinish(session, exitstatus):
     if stray:
         print("\nerror: the test session wrote files into the repository outside results/: " + ", ".join(stray))
         session.exitstatus = 1
+
+
+def pytest_collection_modifyitems(session, config, items):
+    """Longest first: the two second-numeric-path files (each reruns half the notebooks, ~10 min) are collected
+    before everything else, so that `-n 2 --dist loadfile` starts them at once and the other files fill in beside
+    them, instead of leaving one worker idle while the other finishes a late half."""
+    items.sort(key=lambda item: 0 if item.nodeid.startswith("tests/test_numeric_paths") else 1)

@@ -53,14 +53,18 @@ class STFTDiscriminator(nn.Module):
         return self.post(h), features
 
 
-class MultiScaleSTFTDiscriminator(nn.Module):
-    def __init__(self, n_ffts=(1024, 512, 256), channels: int = 8):
-        super().__init__()
-        self.discriminators = nn.ModuleList(STFTDiscriminator(n, channels) for n in n_ffts)
+class _Bank(nn.Module):
+    """Sub-discriminators run on the same waveform: ([logits per sub], [feature maps per sub])."""
 
     def forward(self, wav: torch.Tensor):
         outs = [d(wav) for d in self.discriminators]
         return [o[0] for o in outs], [o[1] for o in outs]
+
+
+class MultiScaleSTFTDiscriminator(_Bank):
+    def __init__(self, n_ffts=(1024, 512, 256), channels: int = 8):
+        super().__init__()
+        self.discriminators = nn.ModuleList(STFTDiscriminator(n, channels) for n in n_ffts)
 
 
 class PeriodDiscriminator(nn.Module):
@@ -89,14 +93,10 @@ class PeriodDiscriminator(nn.Module):
         return self.post(h), features
 
 
-class MultiPeriodDiscriminator(nn.Module):
+class MultiPeriodDiscriminator(_Bank):
     def __init__(self, periods=(2, 3, 5, 7, 11), channels: int = 8):
         super().__init__()
         self.discriminators = nn.ModuleList(PeriodDiscriminator(p, channels) for p in periods)
-
-    def forward(self, wav: torch.Tensor):
-        outs = [d(wav) for d in self.discriminators]
-        return [o[0] for o in outs], [o[1] for o in outs]
 
 
 class Discriminators(nn.Module):

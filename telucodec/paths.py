@@ -8,7 +8,8 @@ RESULTS_DIR = REPO_DIR / "results"
 
 
 def cache_dir() -> Path:
-    """The cache folder: $TELUCODEC_CACHE, or ~/.cache/telucodec. Created on first use."""
-    path = Path(os.environ.get("TELUCODEC_CACHE", Path.home() / ".cache" / "telucodec")).expanduser()
+    """The cache folder: $TELUCODEC_CACHE, or ~/.cache/telucodec (also when the variable is set but empty, which
+    would otherwise mean the current folder). Created on first use."""
+    path = Path(os.environ.get("TELUCODEC_CACHE") or Path.home() / ".cache" / "telucodec").expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
