@@ -11,7 +11,7 @@ assert that depends on the rounding then fails here, before it fails on someone 
 The run cache (``telucodec.book.run``) keys runs by the CPU capability too, so the second path trains its own runs
 and never reuses those of the first; both stay cached, so a warm rerun is quick.
 
-The notebooks are split between this file and ``test_numeric_paths_second_half.py``, so that two workers share them.
+The notebooks are split between this file and ``test_numeric_paths_part{2,3,4}.py``, so that two workers share them.
 Set ``TELUCODEC_SECOND_NUMERIC_PATH=off`` to skip it (for a quick local run), or to a capability name to choose it.
 """
 import os
@@ -66,6 +66,10 @@ def run_under_second_path(notebooks: list):
                                     f"(torch uses {_capability(capability)}):\n{tail}")
 
 
-# Two halves in two files, so that `--dist loadfile` can give them to two workers (one file runs on one worker).
-def test_notebooks_under_a_second_numeric_path_first_half():
-    run_under_second_path(NOTEBOOKS[0::2])
+# Four quarters in four files, so that `--dist loadfile` (one file runs on one worker) can share them out between
+# the two workers evenly; conftest.py collects them first (longest first).
+PARTS = 4
+
+
+def test_notebooks_under_a_second_numeric_path_part1():
+    run_under_second_path(NOTEBOOKS[0::PARTS])

@@ -1,0 +1,6 @@
+"""Part 3 of 4 of the notebooks under a second numeric path (see test_numeric_paths.py)."""
+from test_numeric_paths import NOTEBOOKS, PARTS, run_under_second_path
+
+
+def test_notebooks_under_a_second_numeric_path_part3():
+    run_under_second_path(NOTEBOOKS[2::PARTS])

@@ -1,6 +1,0 @@
-"""The other half of the notebooks under a second numeric path (see test_numeric_paths.py)."""
-from test_numeric_paths import NOTEBOOKS, run_under_second_path
-
-
-def test_notebooks_under_a_second_numeric_path_second_half():
-    run_under_second_path(NOTEBOOKS[1::2])
