@@ -102,6 +102,20 @@ def working_loss(est: torch.Tensor, ref: torch.Tensor, vq_loss: torch.Tensor, sa
             "perceptual": terms["mel"].detach(), **{k: v.detach() for k, v in terms.items()}, "clamped": []}
 
 
+def balancer_shares(train_config) -> dict:
+    """The balancer's share of the output gradient for each term of a run: waveform `waveform_share`, STFT and
+    mel the rest equally; with discriminators, the adversarial and feature-matching terms take theirs
+    (`adversarial_weight`, `feature_weight`) and the reconstruction terms split what is left in that ratio."""
+    t = train_config
+    rest = (1 - t.waveform_share) / 2
+    shares = {"waveform": t.waveform_share, "stft": rest, "mel": rest}
+    if t.discriminators:
+        recon = 1 - t.adversarial_weight - t.feature_weight
+        shares = {**{k: v * recon for k, v in shares.items()},
+                  "adversarial": t.adversarial_weight, "feature": t.feature_weight}
+    return shares
+
+
 class Balancer:
     """EnCodec-style loss balancer: each term gets a fixed *share* of the gradient at the decoder output,
     whatever its raw scale. For each term k, g_k = dL_k/dy is measured by autograd; the output receives

@@ -116,14 +116,13 @@ def spectral_texture(ref, est, sample_rate: int = 16000, bands_hz=((0, 1000), (1
     over reference (1 = as lively; below 1 = smoothed over time, the signature of a regression loss), and
     `level_db` the mean level difference (estimate minus reference, dB). `frequency_detail` is the same ratio for
     the change from one mel band to the next (harmonic structure), over all bands."""
-    from .spectral import mel_spectrogram
+    from .spectral import _mel_basis, mel_spectrogram
     ref, est = _aligned(ref, est)
     mels = [10 * torch.log10(mel_spectrogram(torch.from_numpy(x).float()[None], n_fft, n_mels, sample_rate)[0].T
                              + 1e-10).numpy() for x in (ref, est)]          # (n_mels, frames), dB
     active = mels[0].max(0) > mels[0].max() - floor_db
     a, b = mels[0][:, active], mels[1][:, active]
-    edges = np.linspace(_hz_to_mel(0.0), _hz_to_mel(sample_rate / 2), n_mels + 2)
-    centre_hz = _mel_to_hz(edges[1:-1])
+    centre_hz = _mel_basis(n_fft, n_mels, sample_rate, "cpu").argmax(dim=0).numpy() * sample_rate / n_fft
     dt = lambda m: np.abs(np.diff(m, axis=1)).mean(axis=1)
     out = {}
     for lo, hi in bands_hz:
@@ -133,17 +132,6 @@ def spectral_texture(ref, est, sample_rate: int = 16000, bands_hz=((0, 1000), (1
             "level_db": float((b - a)[rows].mean())}
     out["frequency_detail"] = float(np.abs(np.diff(b, axis=0)).mean() / max(np.abs(np.diff(a, axis=0)).mean(), 1e-12))
     return out
-
-
-def _hz_to_mel(f):
-    """Slaney mel scale (linear below 1 kHz, logarithmic above), as the package's mel filterbank uses."""
-    f = np.asarray(f, dtype=float)
-    return np.where(f < 1000, 3 * f / 200, 15 + 27 * np.log(np.maximum(f, 1e-9) / 1000) / np.log(6.4))
-
-
-def _mel_to_hz(m):
-    m = np.asarray(m, dtype=float)
-    return np.where(m < 15, 200 * m / 3, 1000 * np.exp((m - 15) * np.log(6.4) / 27))
 
 
 def summary(ref, est, sample_rate: int = 16000, perceptual: bool = False) -> dict:

@@ -22,7 +22,7 @@ from .batches import crop_batch, eval_crops, steps_per_epoch
 from .config import CodecConfig, TrainConfig, preset as get_preset
 from .errors import TeluCodecError
 from .fixes import Fixes
-from .losses import Balancer, total_loss, working_loss
+from .losses import Balancer, balancer_shares, total_loss, working_loss
 from .metrics import mel_distance, range_ratio, si_snr, snr
 from .model import Codec
 from .quantizer import codebook_usage
@@ -259,13 +259,7 @@ class _Run:
         self.scaler = torch.amp.GradScaler(self.dev.type, enabled=(self.amp_dtype == torch.float16))
         self.balancer = None
         if tcfg.loss == "working" and tcfg.balancer:
-            rest = (1 - tcfg.waveform_share) / 2
-            shares = {"waveform": tcfg.waveform_share, "stft": rest, "mel": rest}
-            if tcfg.discriminators:          # the adversarial terms take their shares; reconstruction the rest
-                recon = 1 - tcfg.adversarial_weight - tcfg.feature_weight
-                shares = {**{k: v * recon for k, v in shares.items()},
-                          "adversarial": tcfg.adversarial_weight, "feature": tcfg.feature_weight}
-            self.balancer = Balancer(shares)
+            self.balancer = Balancer(balancer_shares(tcfg))
         self.adversary = None
         if tcfg.discriminators:
             from .adversarial import Adversary
