@@ -67,15 +67,28 @@ def evaluate_full(model, clips, sr, n_qs=(3, 6, 12), max_seconds=4.0) -> dict:
     return out
 
 
+def _configuration(recipe_name: str, preset: str, run: str):
+    """(CodecConfig, TrainConfig, Fixes, ingredients) of one run: a fix configuration of the story's codec
+    ("none", "all", "all-<fix>", ...) or a run of the working-recipe ablation ("working", "working-<name>")."""
+    if recipe_name == "story":
+        p = get_preset(preset)
+        return p.codec, p.train, Fixes.parse(run), ()
+    from .recipes import configuration
+    r = configuration(run, preset)
+    return r.codec, r.train, r.fixes, r.ingredients
+
+
 def run_one(args) -> int:
     """One training run (a child process): train, evaluate, write result.json, curves and samples."""
     from .train import fit, evaluate
     from .batches import eval_crops
     p = get_preset(args.preset)
-    tcfg = replace(p.train, amp=args.amp, batch_size=args.batch_size or p.train.batch_size, seed=args.seed)
-    train_clips = _clips(args, p.codec, tcfg, "train")
-    val_clips = _clips(args, p.codec, tcfg, "val")
-    fixes = Fixes.parse(args.one)
+    # the same clips for every configuration: the split and the evaluation never depend on the recipe
+    data_tcfg = replace(p.train, seed=args.seed)
+    train_clips = _clips(args, p.codec, data_tcfg, "train")
+    val_clips = _clips(args, p.codec, data_tcfg, "val")
+    ccfg, tcfg, fixes, ingredients = _configuration(args.recipe, args.preset, args.one)
+    tcfg = replace(tcfg, amp=args.amp, batch_size=args.batch_size or tcfg.batch_size, seed=args.seed)
     out = Path(args.out) / "runs" / args.one
     out.mkdir(parents=True, exist_ok=True)
     done = out / "result.json"
@@ -88,7 +101,7 @@ def run_one(args) -> int:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    result = fit(args.preset, fixes, (train_clips, val_clips), train_config=tcfg, steps=args.steps,
+    result = fit(args.preset, fixes, (train_clips, val_clips), codec_config=ccfg, train_config=tcfg, steps=args.steps,
                  device=args.device, checkpoint_dir=out, experiment_name="checkpoints", log_every=25,
                  print_epochs=False, progress=False, resume=True)   # an interrupted run continues
     seconds = time.perf_counter() - t0
@@ -98,6 +111,7 @@ def run_one(args) -> int:
     diag = evaluate(result.model, eval_crops(val_clips, sr * 2, args.eval_clips), device=dev)
     record = {
         "name": args.one, "seed": args.seed, "fixes": fixes.to_dict(), "enabled": fixes.enabled(), "preset": args.preset,
+        "recipe": args.recipe, "ingredients": list(ingredients),
         "steps": result.step, "seconds": seconds, "steps_per_s": result.step / seconds,
         "audio_s_per_s": result.step * segment / seconds, "amp": tcfg.amp,
         "peak_gpu_memory_gb": (torch.cuda.max_memory_allocated() / 1e9) if dev.type == "cuda" else None,
@@ -109,7 +123,7 @@ def run_one(args) -> int:
     from .evaluation import reconstruct
     for i, clip in enumerate(val_clips[:3]):
         x = clip[: sr * 4]
-        if args.one in ("all", "none"):
+        if args.one in ("all", "none", "working"):
             _write_wav(out / f"sample{i}_original", x, sr)
         for n_q in (3, 6, 12):
             _write_wav(out / f"sample{i}_{p.codec.bitrate(n_q) / 1000:g}kbps", reconstruct(result.model, x, n_q), sr)
@@ -173,7 +187,11 @@ def main(argv=None) -> int:
     ap.add_argument("--probe_steps", type=int, default=20)
     ap.add_argument("--parallel", type=int, default=9, help="runs sharing the device at once")
     ap.add_argument("--seed", type=int, default=0, help="training seed (initialisation, crops, dropout)")
-    ap.add_argument("--runs", default=",".join(ABLATION), help="comma list of configurations (default: all nine)")
+    ap.add_argument("--recipe", default="story", choices=["story", "working"],
+                    help="story: runs are fix configurations (none, all, all-<fix>); working: runs of the working "
+                         "recipe's ablation (working, working-<ingredient>, working-<fix>)")
+    ap.add_argument("--runs", default=None, help="comma list of configurations (default: the nine, or with "
+                                                   "--recipe working the recipe and each ingredient off)")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.dry_run:
@@ -197,13 +215,16 @@ def main(argv=None) -> int:
     probe = precision_probe(args)
     base = [sys.executable, "-m", "telucodec", "experiments", "--out", str(out), "--steps", str(args.steps),
             "--preset", args.preset, "--device", args.device, "--amp", args.amp, "--eval_clips", str(args.eval_clips),
-            "--data_note", args.data_note, "--seed", str(args.seed)]
+            "--data_note", args.data_note, "--seed", str(args.seed), "--recipe", args.recipe]
     for flag in ("corpus_dir", "extra_data_dir", "batch_size"):
         if getattr(args, flag):
             base += [f"--{flag}", str(getattr(args, flag))]
+    if args.runs is None:
+        from .recipes import WORKING_ABLATION
+        args.runs = ",".join(WORKING_ABLATION if args.recipe == "working" else ABLATION)
     names = [n for n in args.runs.split(",") if n]
     for n in names:
-        Fixes.parse(n)  # fail early on a typo
+        _configuration(args.recipe, args.preset, n)  # fail early on a typo
     pending, running, failed = list(names), [], []
     while pending or running:
         while pending and len(running) < args.parallel:
@@ -224,7 +245,8 @@ def main(argv=None) -> int:
     summary = {
         "command": "python -m telucodec experiments " + " ".join(argv if argv is not None else sys.argv[2:]),
         "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu",
-        "torch": torch.__version__, "preset": args.preset, "steps": args.steps, "amp": args.amp, "seed": args.seed,
+        "torch": torch.__version__, "preset": args.preset, "recipe": args.recipe, "steps": args.steps, "amp": args.amp,
+        "seed": args.seed,
         "wall_seconds": time.perf_counter() - t0, "precision_probe": probe, "failed": failed,
         "data": args.data_note,
         "runs": {k: {kk: v[kk] for kk in ("enabled", "steps", "seconds", "steps_per_s", "audio_s_per_s",

@@ -80,3 +80,26 @@ def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes 
         fixes = Fixes.none() if name == "story" else Fixes.all()
     label = name if not without else f"{name}-" + "-".join(without)
     return Recipe(label, ccfg, tcfg, fixes, on)
+
+
+def configuration(run: str, preset: str = "ci") -> Recipe:
+    """A named run of the working-recipe ablation: "working" (every ingredient, all seven fixes),
+    "working-<ingredient>" (that ingredient off; "working-working_loss" turns the balancer off with it) or "working-<fix>" (the recipe with that one fix off).
+    Used by `python -m telucodec experiments --recipe working --runs ...`."""
+    from .fixes import SEVEN
+    if run == "working":
+        return recipe("working", preset)
+    if run.startswith("working-"):
+        name = run[len("working-"):]
+        if name == "working_loss":      # the balancer only balances the working loss: both go
+            return replace(recipe("working", preset, without=("working_loss", "balancer")), name=run)
+        if name in INGREDIENTS and name != "adversarial":
+            return replace(recipe("working", preset, without=(name,)), name=run)
+        if name in SEVEN:
+            r = recipe("working", preset, fixes=Fixes.parse(f"all-{name}"))
+            return replace(r, name=run)
+    raise ValueError(f"unknown run {run!r}: use 'working', 'working-<ingredient>' ({', '.join(WORKING)}) "
+                     f"or 'working-<fix>' ({', '.join(SEVEN)})")
+
+
+WORKING_ABLATION = ["working"] + [f"working-{i}" for i in WORKING]

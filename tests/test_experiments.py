@@ -1,6 +1,8 @@
 """The GPU script's code path, tested on CPU before it ever reaches a GPU (`experiments --dry-run`)."""
 import json
 
+import pytest
+
 from telucodec import experiments
 from telucodec.inference import load
 
@@ -22,3 +24,19 @@ def test_dry_run_writes_metrics_samples_and_a_loadable_checkpoint(tmp_path):
     model = load(out / "telucodec.safetensors")
     assert model.codec.fixes.enabled() == ["codebook_loss", "per_step_ste", "output_scale", "average_vq_loss",
                                            "unclamped_losses", "fp32_perceptual", "reweighted_losses"]
+
+
+def test_working_recipe_ablation_dry_run_records_each_runs_ingredients(tmp_path):
+    out = tmp_path / "recipe"
+    code = experiments.main(["--dry-run", "--recipe", "working", "--steps", "2", "--runs", "working,working-balancer",
+                             "--eval_clips", "1", "--probe_steps", "1", "--out", str(out)])
+    assert code == 0
+    summary = json.loads((out / "ablation.json").read_text())
+    assert summary["recipe"] == "working" and not summary["failed"]
+    full = json.loads((out / "runs" / "working" / "result.json").read_text())
+    less = json.loads((out / "runs" / "working-balancer" / "result.json").read_text())
+    assert "balancer" in full["ingredients"] and "balancer" not in less["ingredients"]
+    assert full["val_clips"] == less["val_clips"] and full["train_clips"] == less["train_clips"]
+    assert full["steps"] == less["steps"] == 2
+    with pytest.raises(ValueError, match="unknown run"):
+        experiments.main(["--dry-run", "--recipe", "working", "--runs", "working-balance", "--out", str(out)])

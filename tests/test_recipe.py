@@ -155,3 +155,30 @@ def test_kmeans_initialisation_uses_real_latents_and_every_stage_shrinks_the_res
     assert norms[-1] < 0.2 * norms[0]
     story_norms = rvq_residual_norms(story, x[12:])           # randn * 0.1 codes: the residual barely moves
     assert story_norms[-1] > 0.8 * story_norms[0]
+
+
+def test_ablation_runs_name_an_ingredient_or_a_fix_and_typos_are_refused():
+    from telucodec.recipes import WORKING_ABLATION, configuration
+    assert WORKING_ABLATION[0] == "working" and len(WORKING_ABLATION) == 1 + len(WORKING)
+    assert configuration("working-long_crops", "ci").train.segment_seconds == 0.5
+    no_loss = configuration("working-working_loss", "ci")
+    assert no_loss.train.loss == "story" and not no_loss.train.balancer      # the balancer goes with its loss
+    assert configuration("working-output_scale", "ci").fixes == Fixes.parse("all-output_scale")
+    assert configuration("working-output_scale", "ci").ingredients == WORKING
+    for typo in ("working-balance", "workin", "working-adversarial"):
+        with pytest.raises(ValueError, match="unknown run"):
+            configuration(typo, "ci")
+
+
+def test_fixes_that_act_on_the_story_loss_do_nothing_under_the_working_loss(tmp_path):
+    """Fixes 5, 6 and 7 change the story's loss (its clamps, its fp32 island, its weights); the working loss
+    replaces that loss, so turning them off changes no weight. Fix 3 (the output scale) is in the model: it does."""
+    torch.set_num_threads(1)
+    ccfg, tcfg, _ = _tiny_working()
+    kw = dict(codec_config=ccfg, train_config=tcfg, checkpoint_dir=tmp_path, print_epochs=False, device="cpu",
+              steps=3)
+    ref = fit("ci", Fixes.all(), _clips(), experiment_name="all", **kw).model.state_dict()
+    for fix in ("unclamped_losses", "fp32_perceptual", "reweighted_losses", "output_scale"):
+        other = fit("ci", Fixes.parse(f"all-{fix}"), _clips(), experiment_name=fix, **kw).model.state_dict()
+        same = set(other) == set(ref) and all(torch.equal(ref[k], other[k]) for k in ref)
+        assert same == (fix != "output_scale"), fix
