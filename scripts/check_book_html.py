@@ -57,7 +57,9 @@ DEFAULT_EXPECT = {
     "notebooks/11_*": (1, 1),
     "notebooks/13_*": (1, 1),
     "notebooks/14_*": (1, 1),
-    "notebooks/15_*": (1, 0),
+    "notebooks/15_*": (1, 1),
+    "notebooks/16_*": (1, 1),
+    "notebooks/17_*": (1, 0),
 }
 
 CHROMIUM_FLAGS = [

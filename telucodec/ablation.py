@@ -7,7 +7,9 @@ between two configurations is larger than that spread.
     compare(runs, "all-output_scale", "all", "si_snr_db")             # the difference and its verdict
 
 The rule is deliberately simple, so a reader can check it by eye: a difference is *measurable* when the two
-configurations' seed ranges do not overlap (every seed of one is better than every seed of the other).
+configurations' seed ranges do not overlap (every seed of one is better than every seed of the other); a
+configuration run with one seed is measurable when it lies outside the reference's seed range (a weaker test,
+and its verdict says so).
 Otherwise the verdict is "no measurable effect", however large the difference of the means looks. With three
 seeds that is a strict test; it is the one the book's verdicts use.
 """
@@ -63,11 +65,15 @@ def _goodness(metric: str, v: np.ndarray) -> np.ndarray:
 def compare(runs: dict, name: str, reference: str, metric: str, kbps: str = "6kbps") -> dict:
     """`name` against `reference` on one metric: the difference of the means (name minus reference) and a verdict,
     "better" / "worse" when every seed of one is better than every seed of the other, else "no measurable effect".
-    For a range ratio, better means closer to 1 (on a log scale)."""
+    For a range ratio, better means closer to 1 (on a log scale). A configuration run with one seed is judged
+    against the reference's seed range (its verdict says "(one seed)"); a reference with one seed gives none."""
     a, b = summarise(runs, name, metric, kbps), summarise(runs, reference, metric, kbps)
     ga, gb = _goodness(metric, np.array(a["values"])), _goodness(metric, np.array(b["values"]))
-    if len(ga) < 2 or len(gb) < 2:
+    if len(gb) < 2:
         verdict = "one seed only: no verdict"
+    elif len(ga) == 1:                 # one run against the reference's seeds: outside their range, or not
+        verdict = ("better" if ga[0] > gb.max() else "worse" if ga[0] < gb.min() else "no measurable effect") \
+            + " (one seed)"
     elif ga.min() > gb.max():
         verdict = "better"
     elif ga.max() < gb.min():
@@ -86,7 +92,7 @@ def effect_rows(runs: dict, pairs: list, metrics=("si_snr_db", "mel_distance", "
         row = {"comparison": label}
         for m in metrics:
             c = compare(runs, name, reference, m, kbps)
-            word = {"no measurable effect": "n.s."}.get(c["verdict"], c["verdict"])
+            word = c["verdict"].replace("no measurable effect", "n.s.")
             row[METRICS[m][0]] = f"{fmt.format(c['difference'])} ({word})"
         rows.append(row)
     return rows

@@ -305,6 +305,33 @@ def ablation_rows(results: dict, names=None, kbps: str = "6kbps") -> list:
     return rows
 
 
+ABLATION3000 = "cpu/ablation3000"
+
+
+def longer_runs(fix: str, metrics=("snr_db", "si_snr_db", "robust_range_ratio", "mel_distance", "pesq_wb", "stoi")):
+    """The "longer runs" cell of chapters 04-10: the committed 3000-step, multi-seed ablation
+    (results/cpu/ablation3000) for `none`, `all` and `all` minus `fix`, each metric as mean [min, max] over seeds,
+    then the effect of leaving the fix out of `all` (and of adding it alone to `none`, once those runs are
+    committed) with the verdict of telucodec.ablation.compare: a difference counts only when the seed ranges do
+    not overlap. Returns the runs it read."""
+    from .ablation import effect_rows, load_runs, summary_rows
+    folder = RESULTS_DIR / ABLATION3000
+    nine, alone = load_runs(folder, "nine"), load_runs(folder, "alone")
+    if not nine:
+        print(f"the 3000-step ablation is not committed yet ({folder})")
+        return {}
+    steps = sorted({r["steps"] for seeds in nine.values() for r in seeds.values()})
+    print(f"3000-step ablation ({', '.join(map(str, steps))} steps per run), 6 kbps, held-out clips; "
+          f"mean [min, max] over seeds")
+    table(summary_rows(nine, ["none", "all", f"all-{fix}"], metrics=metrics))
+    runs = {**nine, **alone}
+    pairs = [(f"all without {fix}, against all", f"all-{fix}", "all")]
+    if fix in alone:
+        pairs.append((f"{fix} alone, against none", fix, "none"))
+    table(effect_rows(runs, pairs, metrics=[m for m in metrics if m != "range_ratio"]))
+    return runs
+
+
 def chain(k: int) -> Fixes:
     """The book's running configuration after chapter k of the fixes: the first k fixes on, in the story's order
     (chain(0) = Fixes.none(), chain(7) = Fixes.all())."""

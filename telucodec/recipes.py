@@ -20,7 +20,7 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 |                       | hinge and feature-matching losses balanced beside the reconstruction terms      |
 
 The "adversarial" recipe is the working recipe plus discriminators (telucodec.adversarial). It is meant as a
-fine-tune of a trained codec (`--init_from`): see notebooks/14_adversarial_training.ipynb.
+fine-tune of a trained codec (`--init_from`): see notebooks/16_adversarial_training.ipynb.
 """
 from __future__ import annotations
 

@@ -45,7 +45,10 @@ def test_only_ranges_that_do_not_overlap_make_a_verdict(runs):
     assert y["verdict"] == "no measurable effect" and y["difference"] == pytest.approx(0.0333, abs=1e-3)
     # a range ratio is better the closer it is to 1: 1.5 (|log| 0.41) is worse than 0.8 (|log| 0.22)
     assert compare(r, "all-x", "all", "robust_range_ratio")["verdict"] == "worse"
-    assert compare(load_runs(runs), "x", "all", "si_snr_db")["verdict"] == "one seed only: no verdict"
+    everything = load_runs(runs)
+    assert compare(everything, "x", "all", "si_snr_db")["verdict"] == "better (one seed)"     # 9 above 1..2
+    assert compare(everything, "x", "all", "robust_range_ratio")["verdict"] == "better (one seed)"
+    assert compare(everything, "all", "x", "si_snr_db")["verdict"] == "one seed only: no verdict"
 
 
 def test_effect_rows_print_the_difference_and_its_verdict(runs):
