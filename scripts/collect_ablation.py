@@ -1,7 +1,8 @@
 """Copy the finished runs of a multi-seed ablation (written by `python -m telucodec experiments`) into results/,
 one JSON per run (evaluation, diagnostics, epochs; the per-step history stays with the checkpoints), add the
 robust range ratio (telucodec.metrics.robust_range_ratio) at every bitrate, measured on the run's own final
-checkpoint and the same held-out clips as its evaluation, and write summary.json (what is done so far).
+checkpoint and the same held-out clips as its evaluation, and write summary.json (what is done so far);
+with --samples, copy seed 0's first held-out sample of every run (6 kbps, and the original) beside them.
 
     python scripts/collect_ablation.py --runs /work/ckpt/ablation3000 --out results/cpu/ablation3000 \
         --extra_data_dir ../shared/data/telugu-cv-dev
@@ -50,6 +51,8 @@ def main(argv=None) -> int:
     ap.add_argument("--extra_data_dir", default=None, help="the same --extra_data_dir the runs trained with")
     ap.add_argument("--eval_clips", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=4.0, help="the evaluation's crop (experiments: first 4 s)")
+    ap.add_argument("--samples", action="store_true",
+                    help="also copy seed 0's first held-out sample (original and 6 kbps) of every run to <out>/samples")
     args = ap.parse_args(argv)
     src, out = Path(args.runs), Path(args.out)
     summary: dict = {}
@@ -69,6 +72,12 @@ def main(argv=None) -> int:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(keep, indent=1))
         summary.setdefault(folder, {})[d["name"]] = {"steps": d["steps"], "6kbps": keep["evaluation"]["6kbps"]}
+        if args.samples and keep["seed"] == 0:
+            import shutil
+            (out / "samples").mkdir(parents=True, exist_ok=True)
+            for src_name, dst_name in (("sample0_6kbps", d["name"]), ("sample0_original", "original")):
+                for found in f.parent.glob(f"{src_name}.*"):
+                    shutil.copyfile(found, out / "samples" / f"{dst_name}{found.suffix}")
     out.mkdir(parents=True, exist_ok=True)
     (out / "summary.json").write_text(json.dumps(summary, indent=1, sort_keys=True))
     print({k: sorted(v) for k, v in summary.items()})

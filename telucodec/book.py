@@ -262,6 +262,9 @@ def waveforms(clips: dict, sample_rate: int = 16000, title: str = ""):
 def table(rows: list, columns: list | None = None, floatfmt: str = "{:.2f}"):
     """Display a list of dicts as a Markdown table (numbers rounded for stable stored outputs)."""
     from IPython.display import Markdown, display
+    if not rows:
+        print("(no rows: nothing committed for this table yet)")
+        return
     columns = columns or list(rows[0])
     fmt = lambda v: floatfmt.format(v) if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
