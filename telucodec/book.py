@@ -192,6 +192,9 @@ def listen(clips: dict, sample_rate: int = 16000, caption: str = ""):
     display(HTML(f"<table>{cap}<tr>{cells}</tr></table>"))
 
 
+MAX_PANELS_PER_ROW = 3      # the book's rule: at most three panels a row, legible at the page's content width
+
+
 def plot_runs(runs: dict, keys=("recon", "vq", "grad_norm_encoder"), epoch_keys=("range_ratio", "snr_db"),
               title: str = ""):
     """Training curves (per logged step) and validation diagnostics (per epoch) for several labelled runs."""
@@ -202,7 +205,12 @@ def plot_runs(runs: dict, keys=("recon", "vq", "grad_norm_encoder"), epoch_keys=
                 "mel_distance": "mel distance", "codebook_usage": "codebook usage (fraction)",
                 "output_peak": "output peak", "loss": "total loss"}
     n = len(keys) + len(epoch_keys)
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.0))
+    cols = min(n, MAX_PANELS_PER_ROW)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.7 * cols, 3.0 * rows), squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
     for ax, k in zip(axes, keys):
         for label, r in runs.items():
             xs = [h["step"] for h in r.history if h.get(k) is not None]
@@ -228,8 +236,14 @@ def spectrograms(clips: dict, sample_rate: int = 16000, title: str = ""):
     """Log-magnitude spectrograms side by side (frequency in kHz, time in s, level in dB)."""
     import matplotlib.pyplot as plt
     n = len(clips)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.2), sharey=True, constrained_layout=True)
-    axes = np.atleast_1d(axes)
+    cols = min(n, MAX_PANELS_PER_ROW)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.2 * rows), sharey=True, constrained_layout=True,
+                             squeeze=False)
+    axes = axes.ravel()
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    axes = axes[:n]
     for ax, (label, wav) in zip(axes, clips.items()):
         x = torch.from_numpy(np.asarray(wav, np.float32))
         spec = torch.stft(x, 512, 128, window=torch.hann_window(512), return_complex=True).abs()
@@ -238,7 +252,8 @@ def spectrograms(clips: dict, sample_rate: int = 16000, title: str = ""):
                        extent=[0, len(wav) / sample_rate, 0, sample_rate / 2000], cmap="magma")
         ax.set_title(label)
         ax.set_xlabel("time (s)")
-    axes[0].set_ylabel("frequency (kHz)")
+    for ax in axes[::cols]:
+        ax.set_ylabel("frequency (kHz)")
     fig.colorbar(im, ax=axes.tolist(), label="level (dB)")
     if title:
         fig.suptitle(title)
