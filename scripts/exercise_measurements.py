@@ -1,0 +1,58 @@
+"""The measurements that the exercise solutions of chapters 13 and 15 quote, so that every number in them can be
+traced to a committed file: results/book/exercise_measurements.json.
+
+    python scripts/exercise_measurements.py            # about five minutes on one CPU thread
+"""
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def main() -> int:
+    torch.set_num_threads(1)
+    from telucodec import Fixes
+    from telucodec.bench import synthetic_speech
+    from telucodec.config import preset
+    from telucodec.diagnostics import overfit_one_clip
+    t0 = time.perf_counter()
+    clip = synthetic_speech(1.0, seed=1)
+    cfg = preset("ci").codec
+    out: dict = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__}
+    # chapter 13, exercise 1: probe 1 with the balanced working loss, quantizer in and bypassed
+    out["ch13_ex1_working_loss"] = {
+        label: overfit_one_clip(clip, cfg, steps=600, lr=3e-3, bypass_quantizer=bypass, fixes=Fixes.none(),
+                                loss="working", eval_every=100)["curve"]
+        for label, bypass in (("quantizer_in", False), ("bypassed", True))}
+    # chapter 13, exercise 3: Fixes.all() (with the learnable output scale) against Fixes.all() without it
+    out["ch13_ex3_output_scale"] = {
+        f"{label}_lr{lr:g}": overfit_one_clip(clip, cfg, steps=400, lr=lr, bypass_quantizer=True, fixes=fixes,
+                                              loss="working", eval_every=100)["curve"]
+        for lr in (1e-2, 1e-3)
+        for label, fixes in (("with_scale", Fixes.all()), ("without_scale", Fixes.parse("all-output_scale")))}
+    # chapter 15, exercise 2: stage-1 codes with random codes in stages 2-12, against stage 1 alone
+    import telucodec
+    from telucodec.demo import demo_clip
+    from telucodec.evaluation import score
+    model = telucodec.load()
+    _, x = demo_clip()
+    codes = model.encode(x, 16000, kbps=6.0)
+    rng = np.random.default_rng(0)
+    mixed = np.vstack([codes[:1], rng.integers(0, model.config.codebook_size, size=(codes.shape[0] - 1, codes.shape[1]))])
+    out["ch15_ex2_random_later_stages"] = {
+        label: {k: float(v) for k, v in score(x, model.decode(c, len(x)), 16000, perceptual=False).items()}
+        for label, c in (("stage_1_only", codes[:1]), ("stage_1_plus_random", mixed), ("all_12", codes))}
+    out["seconds"] = time.perf_counter() - t0
+    path = Path(__file__).resolve().parent.parent / "results" / "book" / "exercise_measurements.json"
+    path.write_text(json.dumps(out, indent=1))
+    print(json.dumps({k: v for k, v in out.items() if k.startswith("ch15")}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
