@@ -98,8 +98,10 @@ def configuration(run: str, preset: str = "ci") -> Recipe:
         if name in SEVEN:
             r = recipe("working", preset, fixes=Fixes.parse(f"all-{name}"))
             return replace(r, name=run)
+        if name == "seven_fixes":         # the recipe on the story's baseline: all seven fixes off
+            return replace(recipe("working", preset, fixes=Fixes.none()), name=run)
     raise ValueError(f"unknown run {run!r}: use 'working', 'working-<ingredient>' ({', '.join(WORKING)}) "
-                     f"or 'working-<fix>' ({', '.join(SEVEN)})")
+                     f", 'working-<fix>' ({', '.join(SEVEN)}) or 'working-seven_fixes'")
 
 
 WORKING_ABLATION = ["working"] + [f"working-{i}" for i in WORKING]

@@ -165,6 +165,7 @@ def test_ablation_runs_name_an_ingredient_or_a_fix_and_typos_are_refused():
     assert no_loss.train.loss == "story" and not no_loss.train.balancer      # the balancer goes with its loss
     assert configuration("working-output_scale", "ci").fixes == Fixes.parse("all-output_scale")
     assert configuration("working-output_scale", "ci").ingredients == WORKING
+    assert configuration("working-seven_fixes", "ci").fixes == Fixes.none()
     for typo in ("working-balance", "workin", "working-adversarial"):
         with pytest.raises(ValueError, match="unknown run"):
             configuration(typo, "ci")
