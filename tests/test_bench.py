@@ -109,3 +109,28 @@ def test_speed_rejects_unknown_device():
     from telucodec.errors import TeluCodecError
     with pytest.raises(TeluCodecError, match="unknown device"):
         bench.speed(quick=True, devices="tpu", progress=lambda m: None)
+
+
+def test_a_delay_found_per_clip_is_summarised_in_one_note(tmp_path, monkeypatch):
+    """Codec2's delay is measured per clip; the table's note names the range once, not one sentence per clip."""
+    import numpy as np
+    from telucodec import baselines as B
+    monkeypatch.setattr(inference, "PRETRAINED", tmp_path / "missing.safetensors")
+    data = tmp_path / "speech"
+    data.mkdir()
+    for i in range(3):
+        sf.write(data / f"clip{i}.wav", bench.synthetic_speech(1.5, 16000, seed=i), 16000)
+    lags = iter([40, 90, 130])
+
+    def fake_round_trip(key, wav, sr):
+        lag = next(lags)
+        return B.BaselineResult(decoded=np.asarray(wav, np.float32), bits_per_second=3200.0, payload_bytes=100,
+                                delay_samples=lag, note=f"Codec2 3200 via c2enc/c2dec at 8 kHz; bits = .bit file "
+                                f"size; delay {lag} samples found by cross-correlation (peak 0.20)")
+    monkeypatch.setattr(B, "round_trip", fake_round_trip)
+    monkeypatch.setattr(B, "unavailable_baselines", lambda: {})
+    res = bench.quality(data_dir=data, max_clips=5, out_dir=None, baselines_to_run=["codec2-3200"],
+                        progress=lambda m: None)
+    note = {r["system"]: r for r in res["rows"]}["codec2-3200"]["note"]
+    assert note.count("delay found per clip by cross-correlation") == 1
+    assert note.endswith("(40-130 samples at the codec's rate, median 90)")

@@ -3,6 +3,7 @@ SI-SNR, mel distance, bits actually spent)."""
 from __future__ import annotations
 
 import math
+import re
 import os
 import time
 import warnings
@@ -127,7 +128,7 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
             row.update(status="skipped", note=unavailable[key])
             rows.append(row)
             continue
-        clip_rows, bits, payload_bits, notes = [], 0.0, 0.0, set()
+        clip_rows, bits, payload_bits, notes, delays = [], 0.0, 0.0, set(), []
         t0 = time.time()
         for name, wav in clips:
             seconds = len(wav) / SR
@@ -150,7 +151,11 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
                 est = r.decoded
                 bits += 8 * r.payload_bytes
                 payload_bits += 8 * r.payload_bytes
-                notes.add(r.note)
+                per_clip_delay = re.sub(r"delay \d+ samples found by cross-correlation \(peak [0-9.]+\)",
+                                        "delay found per clip by cross-correlation", r.note)
+                if per_clip_delay != r.note:
+                    delays.append(r.delay_samples)
+                notes.add(per_clip_delay)
             est = np.asarray(est, dtype=np.float32).reshape(-1)
             if len(est) != len(wav):
                 raise TeluCodecError(f"{key}: decoded {len(est)} samples for {len(wav)} in {name}")
@@ -169,7 +174,8 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
             mel_distance=_nanmean(r["mel_distance"] for r in clip_rows),
             visqol=_nanmean(r["visqol"] for r in clip_rows) if visqol else None,
             seconds_to_run=time.time() - t0,
-            note="; ".join(sorted(notes)),
+            note="; ".join(sorted(notes)) + (f" ({min(delays)}-{max(delays)} samples at the codec's rate, median "
+                                             f"{int(np.median(delays))})" if delays else ""),
         )
         per_clip[key] = clip_rows
         rows.append(row)
