@@ -92,7 +92,8 @@ def effect_rows(runs: dict, pairs: list, metrics=("si_snr_db", "mel_distance", "
         row = {"comparison": label}
         for m in metrics:
             c = compare(runs, name, reference, m, kbps)
-            word = c["verdict"].replace("no measurable effect", "n.s.")
+            word = (c["verdict"].replace("no measurable effect", "n.s.").replace(" (one seed)", ", 1 seed")
+                    .replace("one seed only: no verdict", "no verdict: 1 seed"))
             row[METRICS[m][0]] = f"{fmt.format(c['difference'])} ({word})"
         rows.append(row)
     return rows

@@ -346,7 +346,7 @@ def longer_runs(fix: str, metrics=("snr_db", "si_snr_db", "robust_range_ratio", 
     pairs = [(f"all without {fix}, against all", f"all-{fix}", "all")]
     if fix in alone:
         pairs.append((f"{fix} alone, against none", fix, "none"))
-    table(effect_rows(runs, pairs, metrics=[m for m in metrics if m != "range_ratio"]))
+    table(effect_rows(runs, pairs, metrics=[m for m in metrics if m not in ("range_ratio", "snr_db")]))
     return runs
 
 
