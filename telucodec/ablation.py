@@ -7,9 +7,12 @@ between two configurations is larger than that spread.
     compare(runs, "all-output_scale", "all", "si_snr_db")             # the difference and its verdict
 
 The rule is deliberately simple, so a reader can check it by eye: a difference is *measurable* when the two
-configurations' seed ranges do not overlap (every seed of one is better than every seed of the other); a
-configuration run with one seed is measurable when it lies outside the reference's seed range (a weaker test,
-and its verdict says so).
+configurations' seed ranges do not overlap (every seed of one is better than every seed of the other). It is not
+a strict test: if a change did nothing, two sets of three seeds would still fail to overlap by chance in 2 of the
+20 equally likely orderings, one time in ten, so a single "better" among many comparisons is weak evidence, and
+a pattern across metrics is stronger. A configuration run with one seed is measurable only when it lies beyond
+the reference's seed range by at least the range's own width (a single new seed falls outside the range of three
+others half the time by chance alone); its verdict says "(one seed)".
 Otherwise the verdict is "no measurable effect", however large the difference of the means looks. With three
 seeds that is a strict test; it is the one the book's verdicts use.
 """
@@ -65,15 +68,17 @@ def _goodness(metric: str, v: np.ndarray) -> np.ndarray:
 def compare(runs: dict, name: str, reference: str, metric: str, kbps: str = "6kbps") -> dict:
     """`name` against `reference` on one metric: the difference of the means (name minus reference) and a verdict,
     "better" / "worse" when every seed of one is better than every seed of the other, else "no measurable effect".
-    For a range ratio, better means closer to 1 (on a log scale). A configuration run with one seed is judged
-    against the reference's seed range (its verdict says "(one seed)"); a reference with one seed gives none."""
+    For a range ratio, better means closer to 1 (on a log scale). A configuration run with one seed must lie beyond
+    the reference's seed range by the range's width (its verdict says "(one seed)"); a reference with one seed
+    gives none."""
     a, b = summarise(runs, name, metric, kbps), summarise(runs, reference, metric, kbps)
     ga, gb = _goodness(metric, np.array(a["values"])), _goodness(metric, np.array(b["values"]))
     if len(gb) < 2:
         verdict = "one seed only: no verdict"
-    elif len(ga) == 1:                 # one run against the reference's seeds: outside their range, or not
-        verdict = ("better" if ga[0] > gb.max() else "worse" if ga[0] < gb.min() else "no measurable effect") \
-            + " (one seed)"
+    elif len(ga) == 1:                 # one run against the reference's seeds: beyond their range by its width
+        margin = gb.max() - gb.min()
+        verdict = ("better" if ga[0] > gb.max() + margin else "worse" if ga[0] < gb.min() - margin
+                   else "no measurable effect") + " (one seed)"
     elif ga.min() > gb.max():
         verdict = "better"
     elif ga.max() < gb.min():
