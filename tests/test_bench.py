@@ -67,12 +67,18 @@ def test_quality_quick_writes_table_json_and_plot(tmp_path, ckpt):
     assert "| TeluCodec 6 kbps | 6 |" in text and "PESQ-WB" in text
 
 
-def test_quality_without_checkpoint_marks_telucodec_pending(tmp_path, monkeypatch):
-    monkeypatch.setattr(inference, "PRETRAINED", tmp_path / "missing.safetensors")
+def _speech_folder(tmp_path, n):
+    """A folder of n 1.5 s synthetic speech clips."""
     data = tmp_path / "speech"
     data.mkdir()
-    for i in range(2):
+    for i in range(n):
         sf.write(data / f"clip{i}.wav", bench.synthetic_speech(1.5, 16000, seed=i), 16000)
+    return data
+
+
+def test_quality_without_checkpoint_marks_telucodec_pending(tmp_path, monkeypatch):
+    monkeypatch.setattr(inference, "PRETRAINED", tmp_path / "missing.safetensors")
+    data = _speech_folder(tmp_path, 2)
     names = available_baselines()[:1]
     res = bench.quality(data_dir=data, max_clips=5, out_dir=None, baselines_to_run=names, progress=lambda m: None)
     assert res["clips"] == 2
@@ -116,10 +122,7 @@ def test_a_delay_found_per_clip_is_summarised_in_one_note(tmp_path, monkeypatch)
     import numpy as np
     from telucodec import baselines as B
     monkeypatch.setattr(inference, "PRETRAINED", tmp_path / "missing.safetensors")
-    data = tmp_path / "speech"
-    data.mkdir()
-    for i in range(3):
-        sf.write(data / f"clip{i}.wav", bench.synthetic_speech(1.5, 16000, seed=i), 16000)
+    data = _speech_folder(tmp_path, 3)
     lags = iter([40, 90, 130])
 
     def fake_round_trip(key, wav, sr):
