@@ -13,6 +13,7 @@ A run already collected at the same step count is not measured again.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 from argparse import Namespace
 from dataclasses import replace
@@ -24,15 +25,21 @@ KEEP = ("name", "seed", "fixes", "enabled", "preset", "recipe", "ingredients", "
         "diagnostics", "epochs", "train_clips", "val_clips", "train_minutes")
 
 
-def robust_ranges(run_dir: Path, record: dict, extra_data_dir: str | None, eval_clips: int, seconds: float) -> dict:
+@functools.lru_cache(maxsize=None)
+def _val_clips(preset: str, seed: int, extra_data_dir: str | None, eval_clips: int) -> tuple:
+    """The evaluation's held-out clips, loaded once per (preset, seed) for every run that shares them."""
     from telucodec.config import preset as get_preset
-    from telucodec.evaluation import crop_clip, reconstruct
     from telucodec.experiments import _clips
+    p = get_preset(preset)
+    args = Namespace(corpus_dir=None, extra_data_dir=extra_data_dir)
+    return tuple(_clips(args, p.codec, replace(p.train, seed=seed), "val")[:eval_clips])
+
+
+def robust_ranges(run_dir: Path, record: dict, extra_data_dir: str | None, eval_clips: int, seconds: float) -> dict:
+    from telucodec.evaluation import crop_clip, reconstruct
     from telucodec.inference import load
     from telucodec.metrics import robust_range_ratio
-    p = get_preset(record["preset"])
-    args = Namespace(corpus_dir=None, extra_data_dir=extra_data_dir)
-    clips = _clips(args, p.codec, replace(p.train, seed=record["seed"]), "val")[:eval_clips]
+    clips = _val_clips(record["preset"], int(record["seed"]), extra_data_dir, eval_clips)
     codec = load(run_dir / "checkpoints").codec
     sr = codec.config.sample_rate
     out = {}
