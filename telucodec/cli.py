@@ -30,6 +30,7 @@ def _train_parser(sub):
     p.add_argument("--feature_weight", type=float, help="the same for the feature-matching loss")
     p.add_argument("--disc_learning_rate", type=float, help="default: --learning_rate")
     p.add_argument("--without", default="", help="comma list of working-recipe ingredients to turn off")
+    p.add_argument("--with", dest="with_", default="", help="comma list of ingredients to turn on as well")
     p.add_argument("--extra_data_dir", default=None, help="a second folder of speech added to --data_dir "
                    "(or to the embedded corpus), split by file the same way")
     p.add_argument("--val_fraction", type=float, help="fraction of files held out for validation")
@@ -56,9 +57,10 @@ def cmd_train(args):
     from .train import fit
     args.preset = args.preset or ("ci" if args.recipe == "story" else "cpu")
     without = tuple(w.strip() for w in args.without.split(",") if w.strip())
+    with_ = tuple(w.strip() for w in args.with_.split(",") if w.strip())
     try:
         fixes = Fixes.parse(args.fixes)
-        r = recipe(args.recipe, args.preset, without, fixes)
+        r = recipe(args.recipe, args.preset, without, fixes, with_)
     except ValueError as exc:
         raise _Usage(str(exc)) from None
     for name in ("batch_size", "num_epochs", "steps", "checkpoint_every", "keep_every"):   # would crash or silently train nothing

@@ -95,6 +95,8 @@ class TrainConfig(_Dict):
     loss: str = "story"                  # "story" (L1+MSE, log-mel, VQ) or "working" (waveform, STFT, mel, VQ)
     balancer: bool = False               # with loss="working": weights as shares of the output gradient
     waveform_share: float = 0.15         # the waveform L1's share (STFT and mel split the rest equally)
+    spectral_floor_db: float | None = None  # working loss: floor log spectra this many dB under each example's
+                                         # loudest bin (None: an absolute 1e-5, silence owns the gradient)
     lr_schedule: str = "constant"        # "constant" after warm-up, or "cosine" down to 10 % at the last step
     loudness_lufs: float | None = None   # normalise every training clip to this loudness (pyloudnorm)
     gain_jitter_db: float = 0.0          # random gain of each training crop, uniform in +-this many dB

@@ -4,6 +4,7 @@
 * `rvq_residual_norms` - does each quantizer stage shrink what the stages before it left over?
 * `gradient_shares`    - which loss term owns the gradient at the decoder output and at the latent?
 * `codebook_health`    - usage, perplexity and dead codes per stage, for a batch of codes.
+* `gradient_in_silence` - how much of each loss term's gradient at the output lands where the input is silent?
 """
 from __future__ import annotations
 
@@ -134,3 +135,21 @@ def codebook_health(model: Codec, codes: torch.Tensor) -> list:
     usage = codebook_usage(codes, model.config.codebook_size)
     return [{"stage": i, "usage": u, "perplexity": p, "dead": int(model.quantizer.stages[i].dead_codes().sum())}
             for i, (u, p) in enumerate(zip(usage["usage"], usage["perplexity"]))]
+
+
+def gradient_in_silence(output: torch.Tensor, wav: torch.Tensor, terms: dict, quiet_db: float = 50.0,
+                        frame: int = 160) -> dict:
+    """For each loss term (a scalar computed from `output`), the fraction of its gradient's energy at `output`
+    that lies in the frames of `wav` (frame: `frame` samples) quieter than `quiet_db` under the loudest frame.
+    `output` must require grad; `wav` is (batch, 1, samples). A spectral term with an absolute log floor spends
+    nearly all its gradient on a faint hiss where the input is digital silence (chapter 14)."""
+    x = wav.detach().reshape(wav.shape[0], -1)
+    n = x.shape[-1] // frame * frame
+    energy = 10 * torch.log10((x[:, :n].reshape(x.shape[0], -1, frame) ** 2).mean(-1) + 1e-20)
+    quiet = (energy < energy.amax(dim=1, keepdim=True) - quiet_db).repeat_interleave(frame, dim=1)
+    out = {}
+    for k, v in terms.items():
+        g, = torch.autograd.grad(v, output, retain_graph=True)
+        g2 = g.reshape(g.shape[0], -1)[:, :n] ** 2
+        out[k] = float(g2[quiet].sum() / g2.sum().clamp_min(1e-30))
+    return out

@@ -64,38 +64,44 @@ WORKING_SHARES = {"waveform": 0.15, "stft": 0.425, "mel": 0.425}    # shares of 
 WORKING_WEIGHTS = {"waveform": 1.0, "stft": 1.0, "mel": 1.0}      # plain weights when the balancer is off
 
 
-def stft_loss(est: torch.Tensor, ref: torch.Tensor, scales=STFT_SCALES) -> torch.Tensor:
-    """Multi-resolution STFT loss: mean over window sizes of L1(log10 |X|) + L1(|X|), hop = window / 4."""
-    from .spectral import _window
+def stft_loss(est: torch.Tensor, ref: torch.Tensor, scales=STFT_SCALES, floor_db: float | None = None) -> torch.Tensor:
+    """Multi-resolution STFT loss: mean over window sizes of L1(log10 |X|) + L1(|X|), hop = window / 4.
+    The log magnitudes are floored at 1e-5, or, with `floor_db`, `floor_db` under each example's loudest bin
+    (telucodec.spectral.log10_floored)."""
+    from .spectral import _window, log10_floored
     est, ref = est.reshape(-1, est.shape[-1]).float(), ref.reshape(-1, ref.shape[-1]).float()
     total = 0.0
     for n_fft in scales:
         window = _window(n_fft, str(est.device))                 # the cached window the mel code uses
         m_est = torch.stft(est, n_fft, n_fft // 4, window=window, return_complex=True).abs()
         m_ref = torch.stft(ref, n_fft, n_fft // 4, window=window, return_complex=True).abs()
-        total = total + (m_est.clamp_min(1e-5).log10() - m_ref.clamp_min(1e-5).log10()).abs().mean() \
-            + (m_est - m_ref).abs().mean()
+        log_est, log_ref = log10_floored(m_est, m_ref, floor_db)
+        total = total + (log_est - log_ref).abs().mean() + (m_est - m_ref).abs().mean()
     return total / len(scales)
 
 
-def mel_loss(est: torch.Tensor, ref: torch.Tensor, sample_rate: int, scales=MEL_SCALES) -> torch.Tensor:
-    """L1 between log10 magnitude mel spectrograms (floored at 1e-5), mean over (n_fft, n_mels) scales."""
+def mel_loss(est: torch.Tensor, ref: torch.Tensor, sample_rate: int, scales=MEL_SCALES,
+             floor_db: float | None = None) -> torch.Tensor:
+    """L1 between log10 magnitude mel spectrograms (floored at 1e-5, or `floor_db` under each example's
+    loudest bin), mean over (n_fft, n_mels) scales."""
     from .spectral import log10_mel_l1
-    return log10_mel_l1(est, ref, sample_rate, scales)
+    return log10_mel_l1(est, ref, sample_rate, scales, floor_db)
 
 
-def working_terms(est: torch.Tensor, ref: torch.Tensor, sample_rate: int) -> dict:
-    """The three reconstruction terms of the working loss, in float32 outside autocast."""
+def working_terms(est: torch.Tensor, ref: torch.Tensor, sample_rate: int, floor_db: float | None = None) -> dict:
+    """The three reconstruction terms of the working loss, in float32 outside autocast. `floor_db` (the
+    `relative_floor` ingredient) floors the log spectra relative to each example's loudest bin."""
     with torch.autocast(device_type=est.device.type, enabled=False):
         est, ref = est.float(), ref.float()
-        return {"waveform": F.l1_loss(est, ref), "stft": stft_loss(est, ref), "mel": mel_loss(est, ref, sample_rate)}
+        return {"waveform": F.l1_loss(est, ref), "stft": stft_loss(est, ref, floor_db=floor_db),
+                "mel": mel_loss(est, ref, sample_rate, floor_db=floor_db)}
 
 
 def working_loss(est: torch.Tensor, ref: torch.Tensor, vq_loss: torch.Tensor, sample_rate: int,
-                 weights: dict = WORKING_WEIGHTS) -> dict:
+                 weights: dict = WORKING_WEIGHTS, floor_db: float | None = None) -> dict:
     """Total = sum of weighted terms + VQ loss (used as is when the balancer is off; with the balancer the
     training step backpropagates the terms through `Balancer.backward` instead and ignores "total")."""
-    terms = working_terms(est, ref, sample_rate)
+    terms = working_terms(est, ref, sample_rate, floor_db)
     total = sum(weights[k] * v for k, v in terms.items()) + vq_loss.float()
     return {"total": total, "terms": terms, "vq": vq_loss.detach().float(),
             "recon": reconstruction_loss(est.detach().float(), ref.float()),

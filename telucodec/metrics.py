@@ -134,6 +134,33 @@ def spectral_texture(ref, est, sample_rate: int = 16000, bands_hz=((0, 1000), (1
     return out
 
 
+LEVEL_BANDS_HZ = ((0, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
+
+
+def band_level_error(ref, est, sample_rate: int = 16000, bands_hz=LEVEL_BANDS_HZ, top_db: float = 20.0,
+                     n_fft: int = 512) -> dict:
+    """Energy of the estimate over energy of the reference (dB) per frequency band, summed over the frames whose
+    reference energy lies within `top_db` of the loudest frame: what the loud, audible part of the speech
+    keeps in each band. 0 dB = the level is right; -15 dB = the band is muffled. Unlike `spectral_texture`'s
+    `level_db` (a mean of dB differences, in which a hiss in quiet frames can cancel a deficit in loud ones),
+    this is an energy ratio, so the loud frames decide it."""
+    ref, est = _aligned(ref, est)
+    window = np.hanning(n_fft + 1)[:-1]
+    hop = n_fft // 4
+    frames = lambda x: np.lib.stride_tricks.sliding_window_view(np.pad(x, n_fft // 2), n_fft)[::hop] * window
+    power = lambda x: np.abs(np.fft.rfft(frames(x), axis=-1)) ** 2            # (frames, bins)
+    p_ref, p_est = power(ref.astype(np.float64)), power(est.astype(np.float64))
+    energy = 10 * np.log10(p_ref.sum(1) + 1e-20)
+    loud = energy > energy.max() - top_db
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    out = {}
+    for lo, hi in bands_hz:
+        cols = (freqs >= lo) & (freqs < hi)
+        out[f"{lo / 1000:g}-{hi / 1000:g} kHz"] = float(10 * np.log10(
+            (p_est[loud][:, cols].sum() + 1e-20) / (p_ref[loud][:, cols].sum() + 1e-20)))
+    return out
+
+
 def summary(ref, est, sample_rate: int = 16000, perceptual: bool = False) -> dict:
     """SNR, SI-SNR, range ratio, mel distance (and PESQ-WB, STOI when `perceptual`)."""
     out = {"snr_db": snr(ref, est), "si_snr_db": si_snr(ref, est), "range_ratio": range_ratio(ref, est),

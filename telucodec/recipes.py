@@ -16,6 +16,8 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 | `loudness`            | training clips normalised to -23 LUFS, crops jittered by +-6 dB                 |
 | `long_crops`          | 1 s training crops (the story's ci preset uses 0.5 s)                           |
 | `lr_schedule`         | cosine decay of the learning rate to 10 % at the last step                      |
+| `relative_floor`      | (on request: `with_`, `--with`) the working loss's log spectra floored 60 dB    |
+|                       | under each example's loudest bin, not at an absolute 1e-5 (telucodec.spectral)  |
 | `adversarial`         | (the "adversarial" recipe only) MS-STFT and multi-period discriminators, with   |
 |                       | hinge and feature-matching losses balanced beside the reconstruction terms      |
 
@@ -41,9 +43,11 @@ INGREDIENTS = {
     "long_crops": ({}, {"segment_seconds": 1.0}),
     "lr_schedule": ({}, {"lr_schedule": "cosine"}),
     "adversarial": ({}, {"discriminators": ("msstft", "mpd")}),
+    "relative_floor": ({}, {"spectral_floor_db": 60.0}),
 }
 
-WORKING = tuple(i for i in INGREDIENTS if i != "adversarial")
+OPTIONAL = ("relative_floor",)           # measured (chapter 14), not yet in a recipe: turn on with `with_`
+WORKING = tuple(i for i in INGREDIENTS if i not in ("adversarial", *OPTIONAL))
 RECIPES = {
     "story": (),                          # the codec as the story built it (with whichever fixes you pass)
     "working": WORKING,                   # every reconstruction ingredient on
@@ -60,17 +64,18 @@ class Recipe:
     ingredients: tuple
 
 
-def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes | None = None) -> Recipe:
-    """The preset's configurations with the recipe's ingredients on (minus `without`). The working recipe
-    trains with all seven fixes on unless `fixes` says otherwise; the story recipe with none."""
+def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes | None = None,
+           with_=()) -> Recipe:
+    """The preset's configurations with the recipe's ingredients on (minus `without`, plus `with_`). The working
+    recipe trains with all seven fixes on unless `fixes` says otherwise; the story recipe with none."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
-    unknown = [w for w in without if w not in INGREDIENTS]
+    unknown = [w for w in (*without, *with_) if w not in INGREDIENTS]
     if unknown:
         raise ValueError(f"unknown ingredient(s) {', '.join(unknown)}; choose from {', '.join(INGREDIENTS)}")
     p = get_preset(preset)
     ccfg, tcfg = p.codec, p.train
-    on = tuple(i for i in RECIPES[name] if i not in without)
+    on = tuple(i for i in RECIPES[name] if i not in without) + tuple(i for i in with_ if i not in RECIPES[name])
     for ingredient in on:
         codec_changes, train_changes = INGREDIENTS[ingredient]
         ccfg, tcfg = replace(ccfg, **codec_changes), replace(tcfg, **train_changes)
@@ -79,6 +84,8 @@ def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes 
     if fixes is None:
         fixes = Fixes.none() if name == "story" else Fixes.all()
     label = name if not without else f"{name}-" + "-".join(without)
+    extra = [i for i in with_ if i not in RECIPES[name]]
+    label = label if not extra else f"{label}+" + "+".join(extra)
     return Recipe(label, ccfg, tcfg, fixes, on)
 
 

@@ -366,7 +366,8 @@ class _Run:
             out = self.ddp_model(x)
             out["z"].retain_grad()
             if tcfg.loss == "working":
-                losses = working_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate)
+                losses = working_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate,
+                                      floor_db=tcfg.spectral_floor_db)
             else:
                 losses = total_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate, self.fixes)
         loss, adv = losses["total"], None

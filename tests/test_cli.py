@@ -231,3 +231,19 @@ def test_bad_numeric_options_are_one_line_errors(monkeypatch, capsys, option, va
     monkeypatch.setattr("telucodec.train.fit", lambda *a, **k: pytest.fail("fit must not run"))
     rc, out, err = run(["train", "--device", "cpu", option, value], capsys)
     assert rc == 2 and err == [f"error: {message}, got {float(value) if 'rate' in option else int(value)}"], err
+
+
+def test_with_adds_an_ingredient_and_an_unknown_one_is_a_one_line_error(monkeypatch, capsys):
+    seen = {}
+
+    def fake_fit(*args, **kwargs):
+        seen.update(kwargs)
+        raise _Stop
+
+    monkeypatch.setattr("telucodec.train.fit", fake_fit)
+    with pytest.raises(_Stop):
+        cli.main(["train", "--recipe", "working", "--with", "relative_floor", "--device", "cpu"])
+    assert seen["train_config"].spectral_floor_db == 60.0
+    monkeypatch.setattr("telucodec.train.fit", lambda *a, **k: pytest.fail("fit must not run"))
+    rc, out, err = run(["train", "--recipe", "working", "--with", "dither", "--device", "cpu"], capsys)
+    assert rc == 2 and len(err) == 1 and err[0].startswith("error: unknown ingredient(s) dither"), err

@@ -82,3 +82,18 @@ def test_the_story_network_overfits_one_clip_once_the_quantizer_is_bypassed():
                               fixes=Fixes.none(), loss="story", eval_every=100)
     assert result["si_snr_db"] > 15.0
     assert result["curve"][0]["si_snr_db"] < result["si_snr_db"] - 10
+
+
+def test_band_level_error_finds_a_muffled_band_and_a_gain():
+    from scipy.signal import butter, sosfiltfilt
+    from telucodec.bench import synthetic_speech
+    from telucodec.metrics import band_level_error
+    x = synthetic_speech(2.0, seed=7).astype(np.float64)
+    assert all(abs(v) < 1e-6 for v in band_level_error(x, x).values())
+    assert all(abs(v + 6.02) < 0.01 for v in band_level_error(x, 0.5 * x).values())
+    muffled = band_level_error(x, sosfiltfilt(butter(8, 1000, fs=16000, output="sos"), x))
+    assert abs(muffled["0-0.5 kHz"]) < 0.5 and muffled["2-4 kHz"] < -30 and muffled["4-8 kHz"] < -30, muffled
+    noisy = x.copy()
+    noisy[len(x) // 2:] *= 1e-4                                  # quiet second half...
+    hiss = noisy + 1e-3 * np.random.default_rng(0).standard_normal(len(x))   # ...under a hiss
+    assert abs(band_level_error(noisy, hiss)["0-0.5 kHz"]) < 1.0  # the loud frames decide, not the hiss

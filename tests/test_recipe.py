@@ -12,7 +12,7 @@ from telucodec.bench import synthetic_speech
 from telucodec.config import PRESETS, CodecConfig, TrainConfig
 from telucodec.fixes import Fixes
 from telucodec.losses import Balancer, working_loss, working_terms
-from telucodec.recipes import INGREDIENTS, WORKING, recipe
+from telucodec.recipes import INGREDIENTS, OPTIONAL, WORKING, recipe
 from telucodec.train import fit, learning_rate
 
 
@@ -30,7 +30,7 @@ def test_story_recipe_is_the_preset_and_working_turns_every_ingredient_on():
     assert working.train.lr_schedule == "cosine" and working.train.loudness_lufs == -23.0
 
 
-@pytest.mark.parametrize("ingredient", list(INGREDIENTS))
+@pytest.mark.parametrize("ingredient", [i for i in INGREDIENTS if i not in OPTIONAL])
 def test_each_ingredient_turns_off_alone(ingredient):
     name = "adversarial" if ingredient == "adversarial" else "working"
     full, less = recipe(name, "ci"), recipe(name, "ci", without=(ingredient,) if ingredient != "working_loss"
@@ -183,3 +183,38 @@ def test_fixes_that_act_on_the_story_loss_do_nothing_under_the_working_loss(tmp_
         other = fit("ci", Fixes.parse(f"all-{fix}"), _clips(), experiment_name=fix, **kw).model.state_dict()
         same = set(other) == set(ref) and all(torch.equal(ref[k], other[k]) for k in ref)
         assert same == (fix != "output_scale"), fix
+
+
+def test_relative_floor_gives_the_spectral_gradient_back_to_the_speech():
+    """With an absolute 1e-5 floor, a faint hiss where the reference is digital silence owns the gradient of the
+    log-spectral terms; floored 60 dB under each example's peak, the speech gets it back."""
+    from telucodec.diagnostics import gradient_in_silence
+    from telucodec.spectral import log10_floored
+    speech = torch.from_numpy(synthetic_speech(1.0, seed=5))
+    ref = torch.cat([speech, torch.zeros(8000)])[None, None]             # 1 s of speech, 0.5 s of silence
+    torch.manual_seed(0)
+    est = (0.5 * ref + 1e-4 * torch.randn_like(ref)).requires_grad_(True)  # 6 dB quiet, a hiss 77 dB under the peak
+    shares = {floor_db: gradient_in_silence(est, ref, working_terms(est, ref, 16000, floor_db=floor_db))
+              for floor_db in (None, 60.0)}
+    for k in ("stft", "mel"):
+        assert shares[None][k] > 0.8, shares          # a third of the samples, silent, own the gradient...
+        assert shares[60.0][k] < 0.15, shares         # ...and with the relative floor the speech owns it
+    assert shares[None]["waveform"] == shares[60.0]["waveform"] < 0.5   # the waveform L1 has no floor
+    a, b = torch.rand(2, 5, 7) + 1e-6, torch.rand(2, 5, 7)
+    la, lb = log10_floored(a, b)                                        # no floor_db: the old clamp at 1e-5
+    assert torch.equal(la, a.clamp_min(1e-5).log10()) and torch.equal(lb, b.clamp_min(1e-5).log10())
+    la, lb = log10_floored(a * 0, b, 20.0)                              # floored 20 dB under each example's peak
+    assert torch.allclose(la.amax(dim=(1, 2)), b.amax(dim=(1, 2)).log10() - 1)
+
+
+def test_optional_ingredients_are_off_until_added_by_name():
+    for name in OPTIONAL:
+        codec_changes, train_changes = INGREDIENTS[name]
+        base, more = recipe("working", "ci"), recipe("working", "ci", with_=(name,))
+        assert name not in base.ingredients and more.ingredients[-1] == name and more.name == f"working+{name}"
+        for k, v in codec_changes.items():
+            assert getattr(more.codec, k) == v != getattr(base.codec, k)
+        for k, v in train_changes.items():
+            assert getattr(more.train, k) == v != getattr(base.train, k)
+    with pytest.raises(ValueError, match="unknown ingredient"):
+        recipe("working", with_=("magic",))
