@@ -6,8 +6,9 @@ steps with the same seed, with and without `--with relative_floor`.
 
 Each final checkpoint is scored at 6 kbps on two held-out sets of the split the runs trained with
 (val_fraction 0.25): 20 clips of the embedded corpus (first 4 s) and the first 10 real clips (first 6 s; the
-model card's tuning clips), with SI-SNR, mel distance, PESQ-WB, STOI and `band_level_error` (the level kept per
-band in the loud frames). Writes pairs.json.
+model card's tuning clips), with SI-SNR, mel distance, PESQ-WB, STOI, `mel_distance_active` (the mel distance
+without the nearly silent frames) and `band_level_error` (the level kept per band in the loud frames). Writes
+pairs.json.
 """
 import argparse
 import json
@@ -35,7 +36,7 @@ def main(argv=None):
     from telucodec.data import load_dataset, spec_for
     from telucodec.evaluation import crop_clip, evaluate_clips, reconstruct
     from telucodec.inference import load
-    from telucodec.metrics import band_level_error
+    from telucodec.metrics import band_level_error, mel_distance_active
     p = preset("cpu")
     spec = spec_for(p.codec, replace(p.train, val_fraction=0.25))
     sets = {"synthetic": (list(load_dataset(None, spec, "val"))[:20], 4.0),
@@ -49,9 +50,13 @@ def main(argv=None):
         scored[name] = {"checkpoint": Path(str(latest_checkpoint(run))).name, "steps": steps}
         for set_name, (clips, seconds) in sets.items():
             table = evaluate_clips(model, clips, kbps=(6.0,), crop="first", seconds=seconds)["6kbps"]
-            levels = [band_level_error(x, reconstruct(model.codec, x, model.codec.config.n_q), 16000)
-                      for x in (crop_clip(c, 16000, "first", seconds) for c in clips)]
+            levels, active = [], []
+            for x in (crop_clip(c, 16000, "first", seconds) for c in clips):
+                y = reconstruct(model.codec, x, model.codec.config.n_q)
+                levels.append(band_level_error(x, y, 16000))
+                active.append(mel_distance_active(x, y, 16000))
             table["band_level_db"] = {b: float(np.mean([lv[b] for lv in levels])) for b in levels[0]}
+            table["mel_distance_active"] = float(np.mean(active))
             scored[name][set_name] = table
             print(name, set_name, json.dumps({k: v for k, v in table.items() if k != "band_level_db"}), flush=True)
     out = Path(args.out)

@@ -3,6 +3,7 @@
 #   bash scripts/ship_model.sh CHECKPOINT_DIR/shipped <telugu-cv-dev folder> [wall minutes of the run]
 # A fine-tune of the shipped model (notebook 14, --init_from) is shipped with SHIP_FINETUNE=1 (and SHIP_COMMAND, its
 # command): the training record then has both phases, and the quality curve continues the base run's.
+# SHIP_SCHEDULE_NOTE describes the run's schedule in the model card (default: "cosine schedule over N steps").
 set -euo pipefail
 RUN=${1:?run folder}; DEV=${2:?folder of real speech the run trained on}; WALL=${3:-}
 export SHIP_FINETUNE=${SHIP_FINETUNE:-0}
@@ -12,7 +13,7 @@ OUT=results/pretrained
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 python - "$RUN" "$OUT" "$WALL" <<'PY'
-import json, platform, sys
+import json, os, platform, sys
 from pathlib import Path
 import torch
 from telucodec import checkpoint as ckpt
@@ -25,8 +26,7 @@ model = load(path)
 tc = state["train_config"]
 info = {"preset": "cpu", "steps": state["step"], "train_seconds": state["train_seconds"],
         "wall_minutes": float(wall) if wall else state["train_seconds"] / 60,
-        "schedule_note": f"cosine schedule over {tc['steps']} steps; the run was started with 7000 and resumed at "
-                         "step 1000 with 4800 to fit 60 minutes (the machine's other core was busy)",
+        "schedule_note": os.environ.get("SHIP_SCHEDULE_NOTE") or f"cosine schedule over {tc['steps']} steps",
         "recipe": "the working recipe (`telucodec.recipes`, every ingredient on) with all seven fixes",
         "command": SHIPPED_COMMAND, "machine": machine_info()["cpu"] + ", 2 logical CPUs", "threads": 1,
         "parameters": sum(p.numel() for p in model.codec.parameters()),

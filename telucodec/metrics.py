@@ -50,6 +50,25 @@ def mel_distance(ref, est, sample_rate: int = 16000) -> float:
                                sample_rate))
 
 
+def mel_distance_active(ref, est, sample_rate: int = 16000, top_db: float = 50.0) -> float:
+    """`mel_distance` on the frames where the reference is within `top_db` of its loudest frame only: the same
+    log10-mel L1 at the same resolutions, with the nearly silent pauses left out. A hiss of the decoder in the
+    pauses dominates `mel_distance` (its 1e-5 floor lets a silent reference and a faint hiss differ by decades);
+    this ruler measures the speech. For identical signals 0."""
+    from .spectral import RESOLUTIONS, mel_spectrogram
+    ref, est = _aligned(ref, est)
+    r, e = torch.from_numpy(ref).float()[None], torch.from_numpy(est).float()[None]
+    total = 0.0
+    for n_fft, n_mels in RESOLUTIONS:
+        m_ref = mel_spectrogram(r, n_fft, n_mels, sample_rate, power=1.0)[0]          # (frames, mels)
+        m_est = mel_spectrogram(e, n_fft, n_mels, sample_rate, power=1.0)[0]
+        energy = 10 * torch.log10((m_ref ** 2).sum(dim=1) + 1e-20)
+        active = energy > energy.max() - top_db
+        diff = (m_est.clamp_min(1e-5).log10() - m_ref.clamp_min(1e-5).log10()).abs()
+        total += float(diff[active].mean())
+    return total / len(RESOLUTIONS)
+
+
 def pesq_wb(ref, est, sample_rate: int = 16000) -> float:
     """Wideband PESQ (ITU-T P.862.2) MOS-LQO, 1.0-4.64, through the `pesq` package (16 kHz only).
     Returns NaN (with a warning) when PESQ cannot score the pair, e.g. no speech detected."""

@@ -97,3 +97,14 @@ def test_band_level_error_finds_a_muffled_band_and_a_gain():
     noisy[len(x) // 2:] *= 1e-4                                  # quiet second half...
     hiss = noisy + 1e-3 * np.random.default_rng(0).standard_normal(len(x))   # ...under a hiss
     assert abs(band_level_error(noisy, hiss)["0-0.5 kHz"]) < 1.0  # the loud frames decide, not the hiss
+
+
+def test_mel_distance_active_ignores_a_hiss_in_the_pauses():
+    from telucodec.bench import synthetic_speech
+    from telucodec.metrics import mel_distance, mel_distance_active
+    speech = synthetic_speech(1.0, seed=8)
+    x = np.concatenate([speech, np.zeros(8000, np.float32)])            # speech, then a silent pause
+    hiss = x + 1e-4 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
+    assert mel_distance_active(x, x) == 0.0
+    assert mel_distance(x, hiss) > 5 * mel_distance_active(x, hiss)    # the pause owns the plain mel distance
+    assert mel_distance_active(x, 0.5 * x) > 0.25                      # a 6 dB error in the speech still counts
