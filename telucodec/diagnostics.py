@@ -142,7 +142,7 @@ def gradient_in_silence(output: torch.Tensor, wav: torch.Tensor, terms: dict, qu
     """For each loss term (a scalar computed from `output`), the fraction of its gradient's energy at `output`
     that lies in the frames of `wav` (frame: `frame` samples) quieter than `quiet_db` under the loudest frame.
     `output` must require grad; `wav` is (batch, 1, samples). A spectral term with an absolute log floor spends
-    nearly all its gradient on a faint hiss where the input is digital silence (chapter 14)."""
+    nearly all its gradient on a faint hiss where the input is nearly silent (chapter 14)."""
     x = wav.detach().reshape(wav.shape[0], -1)
     n = x.shape[-1] // frame * frame
     energy = 10 * torch.log10((x[:, :n].reshape(x.shape[0], -1, frame) ** 2).mean(-1) + 1e-20)

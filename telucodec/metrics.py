@@ -55,7 +55,7 @@ def mel_distance_active(ref, est, sample_rate: int = 16000, top_db: float = 50.0
     log10-mel L1 at the same resolutions, with the nearly silent pauses left out. A hiss of the decoder in the
     pauses dominates `mel_distance` (its 1e-5 floor lets a silent reference and a faint hiss differ by decades);
     this ruler measures the speech. For identical signals 0."""
-    from .spectral import RESOLUTIONS, mel_spectrogram
+    from .spectral import RESOLUTIONS, log10_floored, mel_spectrogram
     ref, est = _aligned(ref, est)
     r, e = torch.from_numpy(ref).float()[None], torch.from_numpy(est).float()[None]
     total = 0.0
@@ -64,8 +64,8 @@ def mel_distance_active(ref, est, sample_rate: int = 16000, top_db: float = 50.0
         m_est = mel_spectrogram(e, n_fft, n_mels, sample_rate, power=1.0)[0]
         energy = 10 * torch.log10((m_ref ** 2).sum(dim=1) + 1e-20)
         active = energy > energy.max() - top_db
-        diff = (m_est.clamp_min(1e-5).log10() - m_ref.clamp_min(1e-5).log10()).abs()
-        total += float(diff[active].mean())
+        log_est, log_ref = log10_floored(m_est, m_ref)                               # mel_distance's floor
+        total += float((log_est - log_ref).abs()[active].mean())
     return total / len(RESOLUTIONS)
 
 

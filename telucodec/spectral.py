@@ -50,9 +50,9 @@ def log10_floored(m_est: torch.Tensor, m_ref: torch.Tensor, floor_db: float | No
     """log10 of two magnitude spectrograms (batch, ...), floored at 1e-5 (absolute), or with `floor_db` at
     `floor_db` dB under each example's loudest reference bin (and never under 1e-5).
 
-    Why a relative floor: the gradient of log10|X| is 1/(|X| ln 10). Where the reference is digital silence
-    (the synthetic corpus between words, trimmed recordings), an absolute 1e-5 floor lets a faint hiss in the
-    output own the whole gradient of the term: measured on the shipped model, 99 % of the STFT and mel terms'
+    Why a relative floor: the gradient of log10|X| is 1/(|X| ln 10). Where the reference is nearly silent
+    (pauses recorded 50 dB or more under the speech), an absolute 1e-5 floor lets a faint hiss in the output
+    own nearly the whole gradient of the term: measured on the shipped model, 99 % of the STFT and mel terms'
     output-gradient energy sat in the frames 50 dB under the clip's peak. A floor 60 dB under the peak ignores
     what nobody hears and leaves the gradient to the speech."""
     if floor_db is None:
