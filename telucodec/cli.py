@@ -14,7 +14,7 @@ def _train_parser(sub):
     p.add_argument("--data_dir", default=None, help="folder tree of wav/flac/ogg/mp3 (default: embedded corpus)")
     p.add_argument("--checkpoint_dir", default="checkpoints")
     p.add_argument("--experiment_name", default="telucodec")
-    p.add_argument("--preset", default=None, choices=["ci", "cpu", "small", "full"],
+    p.add_argument("--preset", default=None, choices=["ci", "cpu", "cpu-deep", "small", "full"],
                    help="model size (default: ci; cpu with --recipe working)")
     p.add_argument("--fixes", default="all", help="all, none, a comma list of fix names, or all-<name>")
     p.add_argument("--recipe", default="story", choices=["story", "working", "adversarial"],

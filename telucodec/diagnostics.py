@@ -5,6 +5,7 @@
 * `gradient_shares`    - which loss term owns the gradient at the decoder output and at the latent?
 * `codebook_health`    - usage, perplexity and dead codes per stage, for a batch of codes.
 * `gradient_in_silence` - how much of each loss term's gradient at the output lands where the input is silent?
+* `where_quality_is_lost` - is a trained codec limited by its bits (the quantizer) or by its autoencoder?
 """
 from __future__ import annotations
 
@@ -153,3 +154,32 @@ def gradient_in_silence(output: torch.Tensor, wav: torch.Tensor, terms: dict, qu
         g2 = g.reshape(g.shape[0], -1)[:, :n] ** 2
         out[k] = float(g2[quiet].sum() / g2.sum().clamp_min(1e-30))
     return out
+
+
+@torch.no_grad()
+def where_quality_is_lost(model: Codec, clips: list, n_qs=(3, 6, 12), perceptual: bool = True) -> dict:
+    """Score a trained codec with its quantizer bypassed (the decoder gets the encoder's continuous latent: the
+    best its autoencoder can do at any bitrate) and with `n_qs` quantizer stages, on the same clips (float32
+    numpy waveforms at the codec's rate). Returns {"autoencoder": {metric: mean}, "<n>q": {...}}, each with
+    "latent_snr_db" (latent power over quantization-error power; infinite for the bypass). If the bypassed
+    scores are barely better than the quantized ones, more bits will not help: the encoder, decoder or loss do."""
+    from .evaluation import mean_table, score
+    was_training = model.training
+    model.eval()
+    sr = model.config.sample_rate
+    rows = {"autoencoder": [], **{f"{n}q": [] for n in n_qs}}
+    for clip in clips:
+        x = torch.from_numpy(np.ascontiguousarray(clip, dtype=np.float32))[None, None]
+        padded, length = model._pad(x)
+        z = model.encoder(padded).float()
+        ref = x[0, 0].numpy()
+        y = model.decoder(z)[0, 0, :length].numpy()
+        rows["autoencoder"].append({**score(ref, y, sr, perceptual), "latent_snr_db": float("inf")})
+        for n in n_qs:
+            q = model.quantizer.decode_codes(model.quantizer(z, n)["codes"])
+            err = (z - q).pow(2).sum().clamp_min(1e-30)
+            y = model.decoder(q)[0, 0, :length].numpy()
+            rows[f"{n}q"].append({**score(ref, y, sr, perceptual),
+                                  "latent_snr_db": float(10 * torch.log10(z.pow(2).sum() / err))})
+    model.train(was_training)
+    return {k: mean_table(v) for k, v in rows.items()}

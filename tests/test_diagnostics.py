@@ -108,3 +108,26 @@ def test_mel_distance_active_ignores_a_hiss_in_the_pauses():
     assert mel_distance_active(x, x) == 0.0
     assert mel_distance(x, hiss) > 5 * mel_distance_active(x, hiss)    # the pause owns the plain mel distance
     assert mel_distance_active(x, 0.5 * x) > 0.25                      # a 6 dB error in the speech still counts
+
+
+def test_where_quality_is_lost_separates_the_autoencoder_from_the_quantizer(batch):
+    """With k-means codebooks fitted on the clips' own latents, more stages leave a smaller quantization error
+    (latent SNR rises with the number of stages), and the bypassed autoencoder decodes exactly decoder(encoder(x));
+    a probe that quantized the bypass, or ignored n_q, fails one of these."""
+    from telucodec.diagnostics import where_quality_is_lost
+    torch.manual_seed(0)
+    from dataclasses import replace
+    model = Codec(replace(preset("ci").codec, codebook_size=64), Fixes.all())   # 200 latent frames: 64 centroids
+    model.init_codebooks([batch])
+    clips = [b[0].numpy() for b in batch[:2]]
+    r = where_quality_is_lost(model, clips, n_qs=(1, 4, 12), perceptual=False)
+    assert set(r) == {"autoencoder", "1q", "4q", "12q"}
+    assert r["1q"]["latent_snr_db"] < r["4q"]["latent_snr_db"] < r["12q"]["latent_snr_db"]
+    assert r["autoencoder"]["latent_snr_db"] == float("inf")
+    from telucodec.metrics import snr
+    with torch.no_grad():
+        direct = [model.decoder(model.encoder(model._pad(b[None])[0]))[0, 0, :b.shape[-1]].numpy() for b in batch[:2]]
+    assert r["autoencoder"]["snr_db"] == pytest.approx(np.mean([snr(c, d) for c, d in zip(clips, direct)]), abs=1e-4)
+    for n in (1, 12):                        # the quantized rows decode what encode/decode at n stages give
+        coded = [model.decode_tensor(model.encode_tensor(b[None], n), b.shape[-1])[0, 0].numpy() for b in batch[:2]]
+        assert r[f"{n}q"]["snr_db"] == pytest.approx(np.mean([snr(c, d) for c, d in zip(clips, coded)]), abs=1e-4)

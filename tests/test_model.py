@@ -9,7 +9,7 @@ from telucodec.fixes import SEVEN, Fixes
 from telucodec.model import Codec
 
 
-@pytest.mark.parametrize("name", ["ci", "small", "full"])
+@pytest.mark.parametrize("name", ["ci", "cpu", "cpu-deep", "small", "full"])
 def test_presets_keep_6_3_1p5_kbps(name):
     cfg = PRESETS[name].codec
     assert cfg.hop_length == 320 and cfg.frame_rate == 50
