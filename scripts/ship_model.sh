@@ -3,7 +3,8 @@
 #   bash scripts/ship_model.sh CHECKPOINT_DIR/shipped <telugu-cv-dev folder> [wall minutes of the run]
 # A fine-tune of the shipped model (notebook 14, --init_from) is shipped with SHIP_FINETUNE=1 (and SHIP_COMMAND, its
 # command): the training record then has both phases, and the quality curve continues the base run's.
-# SHIP_SCHEDULE_NOTE describes the run's schedule in the model card (default: "cosine schedule over N steps").
+# SHIP_SCHEDULE_NOTE describes the run's schedule in the model card (default: "cosine schedule over N steps");
+# SHIP_PRESET names the network preset the run trained (default: cpu).
 set -euo pipefail
 RUN=${1:?run folder}; DEV=${2:?folder of real speech the run trained on}; WALL=${3:-}
 export SHIP_FINETUNE=${SHIP_FINETUNE:-0}
@@ -24,7 +25,7 @@ run, out, wall = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 path, state = ckpt.load_latest_good(run)
 model = load(path)
 tc = state["train_config"]
-info = {"preset": "cpu", "steps": state["step"], "train_seconds": state["train_seconds"],
+info = {"preset": os.environ.get("SHIP_PRESET", "cpu"), "steps": state["step"], "train_seconds": state["train_seconds"],
         "wall_minutes": float(wall) if wall else state["train_seconds"] / 60,
         "schedule_note": os.environ.get("SHIP_SCHEDULE_NOTE") or f"cosine schedule over {tc['steps']} steps",
         "recipe": "the working recipe (`telucodec.recipes`, every ingredient on) with all seven fixes",
