@@ -97,6 +97,7 @@ class TrainConfig(_Dict):
     waveform_share: float = 0.15         # the waveform L1's share (STFT and mel split the rest equally)
     spectral_floor_db: float | None = None  # working loss: floor log spectra this many dB under each example's
                                          # loudest bin (None: an absolute 1e-5, silence owns the gradient)
+    pre_emphasis: float | None = None    # working loss: compare y[n] - c*y[n-1] (c = this) instead of y[n]
     lr_schedule: str = "constant"        # "constant" after warm-up, or "cosine" down to 10 % at the last step
     loudness_lufs: float | None = None   # normalise every training clip to this loudness (pyloudnorm)
     gain_jitter_db: float = 0.0          # random gain of each training crop, uniform in +-this many dB
@@ -147,8 +148,8 @@ PRESETS = {
     "cpu-deep": Preset(
         CodecConfig(channels=8, strides=(2, 4, 5, 8), dilations=(1,), latent_dim=32),
         TrainConfig(batch_size=8, segment_seconds=1.0, corpus_minutes=12.0, checkpoint_every=250, eval_clips=8),
-        "0.83M parameters (0.44M convolution, 0.39M codebooks); measured on one AMD EPYC thread: about 3 "
-        "working-recipe steps/s (batch 8 x 1 s), encode+decode about 140x real time (cpu: 110x there)",
+        "0.83M parameters (0.44M convolution, 0.39M codebooks); measured on one AMD EPYC thread: 2.4 to 3.2 "
+        "working-recipe steps/s (batch 8 x 1 s, beside another training run), encode+decode about 140x real time (cpu: 110x there)",
     ),
     # The GPU model.
     "full": Preset(
