@@ -98,6 +98,7 @@ class TrainConfig(_Dict):
     spectral_floor_db: float | None = None  # working loss: floor log spectra this many dB under each example's
                                          # loudest bin (None: an absolute 1e-5, silence owns the gradient)
     pre_emphasis: float | None = None    # working loss: compare y[n] - c*y[n-1] (c = this) instead of y[n]
+    waveform_lowpass_hz: float | None = None  # working loss: the waveform L1 sees only the band under this
     lr_schedule: str = "constant"        # "constant" after warm-up, or "cosine" down to 10 % at the last step
     loudness_lufs: float | None = None   # normalise every training clip to this loudness (pyloudnorm)
     gain_jitter_db: float = 0.0          # random gain of each training crop, uniform in +-this many dB

@@ -180,6 +180,35 @@ def band_level_error(ref, est, sample_rate: int = 16000, bands_hz=LEVEL_BANDS_HZ
     return out
 
 
+def band_level_by_loudness(ref, est, sample_rate: int = 16000, band_hz=(1000, 4000),
+                           bins_db=(0, -10, -20, -30, -40, -50), n_fft: int = 512) -> list:
+    """Does the estimate's level in one band follow the reference's? The frames are binned by the reference's
+    energy in `band_hz` (dB under its loudest frame in that band: 0 to -10, -10 to -20, ..., and below the last
+    edge); per bin, the estimate's band energy over the reference's (dB) and the bin's share of the reference's
+    band energy. A codec whose band is right reads about 0 dB in every bin; one that smears the band into a
+    constant floor reads well under 0 dB in the loud bins and over 0 dB in the quiet ones."""
+    ref, est = _aligned(ref, est)
+    window = np.hanning(n_fft + 1)[:-1]
+    hop = n_fft // 4
+    frames = lambda x: np.lib.stride_tricks.sliding_window_view(np.pad(x, n_fft // 2), n_fft)[::hop] * window
+    freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
+    cols = (freqs >= band_hz[0]) & (freqs < band_hz[1])
+    band = lambda x: (np.abs(np.fft.rfft(frames(x.astype(np.float64)), axis=-1)[:, cols]) ** 2).sum(1)
+    e_ref, e_est = band(ref), band(est)
+    level = 10 * np.log10(e_ref + 1e-20)
+    level -= level.max()
+    edges = list(bins_db) + [-np.inf]
+    out = []
+    for hi, lo in zip(edges[:-1], edges[1:]):
+        sel = (level <= hi) & (level > lo) if hi < 0 else (level > lo)
+        if not sel.any():
+            continue
+        out.append({"reference level (dB)": f"{hi:g} to {lo:g}" if np.isfinite(lo) else f"under {hi:g}",
+                    "frames": int(sel.sum()), "share of band energy": float(e_ref[sel].sum() / e_ref.sum()),
+                    "level error (dB)": float(10 * np.log10((e_est[sel].sum() + 1e-20) / (e_ref[sel].sum() + 1e-20)))})
+    return out
+
+
 def summary(ref, est, sample_rate: int = 16000, perceptual: bool = False) -> dict:
     """SNR, SI-SNR, range ratio, mel distance (and PESQ-WB, STOI when `perceptual`)."""
     out = {"snr_db": snr(ref, est), "si_snr_db": si_snr(ref, est), "range_ratio": range_ratio(ref, est),

@@ -18,6 +18,10 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 | `lr_schedule`         | cosine decay of the learning rate to 10 % at the last step                      |
 | `relative_floor`      | (on request: `with_`, `--with`) the working loss's log spectra floored 60 dB    |
 |                       | under each example's loudest bin, not at an absolute 1e-5 (telucodec.spectral)  |
+| `pre_emphasis`        | (on request) every working-loss term compares y[n] - 0.9 y[n-1]: errors above   |
+|                       | 1 kHz, where the shipped model is 13-16 dB too quiet, weigh like the low band's |
+| `low_band_waveform`   | (on request) the waveform L1 compares only the band under 1 kHz: above it, where |
+|                       | the phase is hard to predict, it would pull the output towards silence          |
 | `adversarial`         | (the "adversarial" recipe only) MS-STFT and multi-period discriminators, with   |
 |                       | hinge and feature-matching losses balanced beside the reconstruction terms      |
 
@@ -44,9 +48,11 @@ INGREDIENTS = {
     "lr_schedule": ({}, {"lr_schedule": "cosine"}),
     "adversarial": ({}, {"discriminators": ("msstft", "mpd")}),
     "relative_floor": ({}, {"spectral_floor_db": 60.0}),
+    "pre_emphasis": ({}, {"pre_emphasis": 0.9}),
+    "low_band_waveform": ({}, {"waveform_lowpass_hz": 1000.0}),
 }
 
-OPTIONAL = ("relative_floor",)           # measured (chapter 14), not yet in a recipe: turn on with `with_`
+OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform")          # measured (chapter 14), not yet in a recipe: turn on with `with_`
 WORKING = tuple(i for i in INGREDIENTS if i not in ("adversarial", *OPTIONAL))
 RECIPES = {
     "story": (),                          # the codec as the story built it (with whichever fixes you pass)

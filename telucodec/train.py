@@ -367,7 +367,8 @@ class _Run:
             out["z"].retain_grad()
             if tcfg.loss == "working":
                 losses = working_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate,
-                                      floor_db=tcfg.spectral_floor_db)
+                                      floor_db=tcfg.spectral_floor_db, pre_emphasis=tcfg.pre_emphasis,
+                                      waveform_lowpass_hz=tcfg.waveform_lowpass_hz)
             else:
                 losses = total_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate, self.fixes)
         loss, adv = losses["total"], None

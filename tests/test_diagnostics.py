@@ -99,6 +99,27 @@ def test_band_level_error_finds_a_muffled_band_and_a_gain():
     assert abs(band_level_error(noisy, hiss)["0-0.5 kHz"]) < 1.0  # the loud frames decide, not the hiss
 
 
+def test_band_level_by_loudness_tells_a_smeared_band_from_a_quiet_one():
+    """A band turned down by 10 dB reads -10 dB in every loudness bin; a band replaced by a constant floor (what a
+    codec that cannot follow the band's envelope outputs) reads far under 0 dB where the band is loud and over
+    0 dB where it is quiet."""
+    from scipy.signal import butter, sosfiltfilt
+    from telucodec.bench import synthetic_speech
+    from telucodec.metrics import band_level_by_loudness
+    x = synthetic_speech(3.0, seed=7).astype(np.float64)
+    x[len(x) // 3: 2 * len(x) // 3] *= 0.01                     # a stretch 40 dB quieter
+    band = sosfiltfilt(butter(6, (1000, 4000), btype="bandpass", fs=16000, output="sos"), x)
+    rows = band_level_by_loudness(x, x)
+    assert all(abs(r["level error (dB)"]) < 1e-6 for r in rows) and sum(r["frames"] for r in rows) > 300
+    assert abs(sum(r["share of band energy"] for r in rows) - 1) < 1e-9
+    quieter = band_level_by_loudness(x, x - band + 10 ** (-10 / 20) * band)
+    assert all(abs(r["level error (dB)"] + 10) < 1.5 for r in quieter if r["share of band energy"] > 1e-3), quieter
+    floor = np.random.default_rng(0).standard_normal(len(x)) * band.std()
+    floor = sosfiltfilt(butter(6, (1000, 4000), btype="bandpass", fs=16000, output="sos"), floor)
+    smeared = band_level_by_loudness(x, x - band + floor)
+    assert smeared[0]["level error (dB)"] < -3 and smeared[-1]["level error (dB)"] > 10, smeared
+
+
 def test_mel_distance_active_ignores_a_hiss_in_the_pauses():
     from telucodec.bench import synthetic_speech
     from telucodec.metrics import mel_distance, mel_distance_active

@@ -218,3 +218,38 @@ def test_optional_ingredients_are_off_until_added_by_name():
             assert getattr(more.train, k) == v != getattr(base.train, k)
     with pytest.raises(ValueError, match="unknown ingredient"):
         recipe("working", with_=("magic",))
+
+
+def test_pre_emphasis_makes_an_error_above_1_khz_weigh_like_one_below():
+    """Two errors of equal power, one at 200 Hz and one at 3 kHz: the plain waveform L1 sees them alike, the
+    pre-emphasised one (y[n] - 0.9 y[n-1]) weighs the 3 kHz error about 18.6 dB more."""
+    from telucodec.losses import pre_emphasise
+    t = torch.arange(16000) / 16000
+    ref = torch.from_numpy(synthetic_speech(1.0, seed=3))[None, None].float()
+    low, high = (0.01 * torch.sin(2 * torch.pi * f * t)[None, None] for f in (200.0, 3000.0))
+    plain = [float(working_terms(ref + e, ref, 16000)["waveform"]) for e in (low, high)]
+    emph = [float(working_terms(ref + e, ref, 16000, pre_emphasis=0.9)["waveform"]) for e in (low, high)]
+    assert plain[1] == pytest.approx(plain[0], rel=0.02)
+    assert 20 * np.log10(emph[1] / emph[0]) > 15        # |1 - 0.9 e^-jw| is 18.6 dB higher at 3 kHz than at 200 Hz
+    x = torch.randn(2, 1, 50)
+    y = pre_emphasise(x, 0.9)
+    assert torch.equal(y[..., 0], x[..., 0])
+    assert torch.allclose(y[..., 1:], x[..., 1:] - 0.9 * x[..., :-1])
+    assert float(working_loss(ref, ref, torch.zeros(()), 16000, pre_emphasis=0.9)["total"]) == pytest.approx(0, abs=1e-6)
+
+
+def test_low_band_waveform_leaves_the_band_above_1_khz_to_the_spectral_terms():
+    """With `waveform_lowpass_hz` 1000 the waveform L1 does not see an error at 3 kHz, still sees one at 300 Hz,
+    and the spectral terms see both."""
+    from telucodec.losses import low_pass
+    t = torch.arange(16000) / 16000
+    ref = torch.from_numpy(synthetic_speech(1.0, seed=4))[None, None].float()
+    for f, seen in ((300.0, True), (3000.0, False)):
+        err = 0.02 * torch.sin(2 * torch.pi * f * t)[None, None]
+        terms = working_terms(ref + err, ref, 16000, waveform_lowpass_hz=1000.0)
+        plain = working_terms(ref + err, ref, 16000)
+        assert (float(terms["waveform"]) > 0.5 * float(plain["waveform"])) == seen, f
+        assert float(terms["stft"]) == pytest.approx(float(plain["stft"])) and float(terms["stft"]) > 0
+    tone = torch.sin(2 * torch.pi * 2000.0 * t)
+    assert float(low_pass(tone, 1000.0, 16000).abs().max()) < 1e-3
+    assert torch.allclose(low_pass(torch.sin(2 * torch.pi * 200.0 * t), 1000.0, 16000), torch.sin(2 * torch.pi * 200.0 * t), atol=1e-4)
