@@ -39,12 +39,24 @@ class CodecConfig(_Dict):
     weight_norm: bool = False            # weight normalisation on every convolution (SoundStream, EnCodec, DAC)
     kmeans_buffer: int = 0               # > 0: k-means codebooks from this many latent vectors before step 0
     dead_code_relative: float = 0.0      # > 0: re-seed codes used less than this fraction of the mean usage
+    # ---- a decoder head to measure (telucodec.model.Decoder), not in any recipe ----
+    istft_blocks: int = 0                # 0: the decoder ends in a conv to the waveform (the story's). k > 0: it
+                                         # keeps its first k upsampling blocks, then predicts a log magnitude and a
+                                         # phase per STFT bin and frame, and an inverse STFT makes the waveform
 
     def __post_init__(self):
         if self.codebook_size & (self.codebook_size - 1) or self.codebook_size < 2:
             raise ValueError("codebook_size must be a power of two >= 2")
         if not 1 <= self.n_q <= 32:
             raise ValueError("n_q must be in 1..32")
+        if not 0 <= self.istft_blocks < len(self.strides):
+            raise ValueError(f"istft_blocks must be in 0..{len(self.strides) - 1} (it keeps that many of the "
+                             f"decoder's {len(self.strides)} upsampling blocks)")
+
+    @property
+    def istft_hop(self) -> int:
+        """The inverse STFT's hop (samples) with `istft_blocks` > 0: the hop length over the kept blocks' strides."""
+        return self.hop_length // math.prod(tuple(reversed(self.strides))[:self.istft_blocks])
 
     @property
     def hop_length(self) -> int:

@@ -57,24 +57,43 @@ class Encoder(nn.Sequential):
 
 
 class Decoder(nn.Module):
-    """Mirror of the encoder. Ends in tanh; with fix 3, a learnable scale multiplies the tanh output."""
+    """Mirror of the encoder. Ends in tanh; with fix 3, a learnable scale multiplies the tanh output.
+
+    With `istft_blocks` = k > 0 (a head to measure, Vocos-style) it keeps only its first k upsampling blocks; a
+    conv then predicts, per frame of an STFT with hop `istft_hop` and window 4 x hop, a log magnitude and a phase
+    for every bin, and an inverse STFT makes the waveform (no tanh). Every band's level in every frame is then one
+    output of the network rather than an interference pattern of transposed convolutions."""
 
     def __init__(self, cfg: CodecConfig, fixes: Fixes):
         super().__init__()
         ch = cfg.channels * 2 ** len(cfg.strides)
         layers = [nn.Conv1d(cfg.latent_dim, ch, 7, padding=3)]
-        for s in reversed(cfg.strides):
+        blocks = tuple(reversed(cfg.strides))[:cfg.istft_blocks or None]
+        for s in blocks:
             layers.append(DecoderBlock(ch, s, cfg.dilations))
             ch //= 2
-        layers += [nn.ELU(), nn.Conv1d(ch, 1, 7, padding=3)]
+        self.istft = cfg.istft_blocks > 0
+        if self.istft:
+            self.hop, self.n_fft = cfg.istft_hop, 4 * cfg.istft_hop
+            layers += [nn.ELU(), nn.Conv1d(ch, 2 * (self.n_fft // 2 + 1), 7, padding=3)]
+        else:
+            layers += [nn.ELU(), nn.Conv1d(ch, 1, 7, padding=3)]
         self.body = nn.Sequential(*layers)
         if fixes.output_scale:                                    # fix 3
             self.output_scale = nn.Parameter(torch.tensor(float(fixes.output_scale_init)))
         else:
             self.output_scale = None
 
+    def _inverse_stft(self, h):
+        log_mag, phase = h.float().chunk(2, dim=1)                # (batch, bins, frames) each
+        spec = torch.polar(torch.exp((log_mag - 4.0).clamp(max=8.0)), phase)   # starts ~ -35 dB, never explodes
+        window = torch.hann_window(self.n_fft, device=h.device)
+        y = torch.istft(spec, self.n_fft, self.hop, window=window, center=True, length=h.shape[-1] * self.hop)
+        return y[:, None]
+
     def forward(self, latent):
-        y = torch.tanh(self.body(latent))
+        h = self.body(latent)
+        y = self._inverse_stft(h) if self.istft else torch.tanh(h)
         return y * self.output_scale if self.output_scale is not None else y
 
 

@@ -22,6 +22,8 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 |                       | 1 kHz, where the shipped model is 13-16 dB too quiet, weigh like the low band's |
 | `low_band_waveform`   | (on request) the waveform L1 compares only the band under 1 kHz: above it, where |
 |                       | the phase is hard to predict, it would pull the output towards silence          |
+| `istft_head`          | (on request) the decoder keeps its first upsampling block, then predicts a log  |
+|                       | magnitude and a phase per STFT bin and an inverse STFT makes the waveform       |
 | `adversarial`         | (the "adversarial" recipe only) MS-STFT and multi-period discriminators, with   |
 |                       | hinge and feature-matching losses balanced beside the reconstruction terms      |
 
@@ -50,9 +52,10 @@ INGREDIENTS = {
     "relative_floor": ({}, {"spectral_floor_db": 60.0}),
     "pre_emphasis": ({}, {"pre_emphasis": 0.9}),
     "low_band_waveform": ({}, {"waveform_lowpass_hz": 1000.0}),
+    "istft_head": ({"istft_blocks": 1}, {}),
 }
 
-OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform")          # measured (chapter 14), not yet in a recipe: turn on with `with_`
+OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform", "istft_head")          # measured (chapter 14), not yet in a recipe: turn on with `with_`
 WORKING = tuple(i for i in INGREDIENTS if i not in ("adversarial", *OPTIONAL))
 RECIPES = {
     "story": (),                          # the codec as the story built it (with whichever fixes you pass)

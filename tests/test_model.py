@@ -95,3 +95,40 @@ def test_load_without_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path)
     monkeypatch.setattr(inf, "PRETRAINED", tmp_path / "absent.safetensors")
     with pytest.raises(telucodec.CheckpointError, match="no pretrained checkpoint"):
         telucodec.load()
+
+
+def test_istft_head_makes_the_waveform_from_a_magnitude_and_a_phase_per_bin(tmp_path):
+    """`istft_blocks` keeps that many upsampling blocks and ends in an inverse STFT: lengths are kept, a magnitude
+    raised in one bin raises the output's level in that bin only, weight norm folds without changing the output,
+    and a bad block count is a one-line error."""
+    from dataclasses import replace
+    from telucodec.inference import export_safetensors, load
+    cfg = replace(PRESETS["ci"].codec, istft_blocks=1, weight_norm=True)        # strides 4, 8, 10: keeps the 10
+    assert cfg.istft_hop == 32 and cfg.hop_length == 320
+    torch.manual_seed(0)
+    m = Codec(cfg, Fixes.all()).eval()
+    assert m.decoder.n_fft == 128 and m.decoder.body[-1].out_channels == 2 * 65
+    x = torch.randn(2, 1, 8000 + 13) * 0.1
+    with torch.no_grad():
+        y = m(x, n_q=12)["wav"]
+        assert y.shape == x.shape and torch.isfinite(y).all()
+        frames = 25 * 10                                                           # 0.5 s at 50 Hz, x 10
+        h = torch.zeros(1, 130, frames)
+        h[:, :65] = -20.0                                                          # every bin silent...
+        h[:, 16] = 4.0                                                             # ...but bin 16 (2 kHz)
+        tone = m.decoder._inverse_stft(h)[0, 0, 64:-64].numpy()
+    spectrum = np.abs(np.fft.rfft(tone))
+    assert abs(np.argmax(spectrum) * 16000 / len(tone) - 2000) < 150
+    with torch.no_grad():
+        z = m.encoder(m._pad(x)[0])
+        before = m.decoder(z)
+        m.fold_weight_norm()
+        assert torch.allclose(before, m.decoder(z), atol=1e-5)
+    model = telucodec.CodecModel(m, source="istft")
+    export_safetensors(model, tmp_path / "istft.safetensors", {"note": "test"})
+    again = load(tmp_path / "istft.safetensors")
+    assert again.config.istft_blocks == 1
+    signal = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    assert np.allclose(model.decode(model.encode(signal, 16000), 8000), again.decode(again.encode(signal, 16000), 8000), atol=1e-6)
+    with pytest.raises(ValueError, match="istft_blocks must be in 0..2"):
+        replace(PRESETS["ci"].codec, istft_blocks=3)
