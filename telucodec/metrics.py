@@ -153,6 +153,13 @@ def spectral_texture(ref, est, sample_rate: int = 16000, bands_hz=((0, 1000), (1
     return out
 
 
+def _frame_power(x, n_fft: int) -> np.ndarray:
+    """(frames, bins) power spectrum in float64: Hann window of `n_fft`, hop `n_fft` // 4, centred frames."""
+    window = np.hanning(n_fft + 1)[:-1]
+    frames = np.lib.stride_tricks.sliding_window_view(np.pad(x.astype(np.float64), n_fft // 2), n_fft)[::n_fft // 4]
+    return np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
+
+
 LEVEL_BANDS_HZ = ((0, 500), (500, 1000), (1000, 2000), (2000, 4000), (4000, 8000))
 
 
@@ -164,11 +171,7 @@ def band_level_error(ref, est, sample_rate: int = 16000, bands_hz=LEVEL_BANDS_HZ
     `level_db` (a mean of dB differences, in which a hiss in quiet frames can cancel a deficit in loud ones),
     this is an energy ratio, so the loud frames decide it."""
     ref, est = _aligned(ref, est)
-    window = np.hanning(n_fft + 1)[:-1]
-    hop = n_fft // 4
-    frames = lambda x: np.lib.stride_tricks.sliding_window_view(np.pad(x, n_fft // 2), n_fft)[::hop] * window
-    power = lambda x: np.abs(np.fft.rfft(frames(x), axis=-1)) ** 2            # (frames, bins)
-    p_ref, p_est = power(ref.astype(np.float64)), power(est.astype(np.float64))
+    p_ref, p_est = _frame_power(ref, n_fft), _frame_power(est, n_fft)
     energy = 10 * np.log10(p_ref.sum(1) + 1e-20)
     loud = energy > energy.max() - top_db
     freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
@@ -188,13 +191,9 @@ def band_level_by_loudness(ref, est, sample_rate: int = 16000, band_hz=(1000, 40
     band energy. A codec whose band is right reads about 0 dB in every bin; one that smears the band into a
     constant floor reads well under 0 dB in the loud bins and over 0 dB in the quiet ones."""
     ref, est = _aligned(ref, est)
-    window = np.hanning(n_fft + 1)[:-1]
-    hop = n_fft // 4
-    frames = lambda x: np.lib.stride_tricks.sliding_window_view(np.pad(x, n_fft // 2), n_fft)[::hop] * window
     freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
     cols = (freqs >= band_hz[0]) & (freqs < band_hz[1])
-    band = lambda x: (np.abs(np.fft.rfft(frames(x.astype(np.float64)), axis=-1)[:, cols]) ** 2).sum(1)
-    e_ref, e_est = band(ref), band(est)
+    e_ref, e_est = _frame_power(ref, n_fft)[:, cols].sum(1), _frame_power(est, n_fft)[:, cols].sum(1)
     level = 10 * np.log10(e_ref + 1e-20)
     level -= level.max()
     edges = list(bins_db) + [-np.inf]

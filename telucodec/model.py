@@ -87,7 +87,8 @@ class Decoder(nn.Module):
     def _inverse_stft(self, h):
         log_mag, phase = h.float().chunk(2, dim=1)                # (batch, bins, frames) each
         spec = torch.polar(torch.exp(log_mag.clamp(max=8.0)), phase)   # a magnitude that cannot explode
-        window = torch.hann_window(self.n_fft, device=h.device)
+        from .spectral import _window
+        window = _window(self.n_fft, str(h.device))               # cached, as the losses' STFTs are
         y = torch.istft(spec, self.n_fft, self.hop, window=window, center=True, length=h.shape[-1] * self.hop)
         return y[:, None]
 

@@ -55,7 +55,8 @@ INGREDIENTS = {
     "istft_head": ({"istft_blocks": 1}, {}),
 }
 
-OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform", "istft_head")          # measured (chapter 14), not yet in a recipe: turn on with `with_`
+# measured (chapters 14 and 15), not in a recipe: turn on with `with_` (`--with`)
+OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform", "istft_head")
 WORKING = tuple(i for i in INGREDIENTS if i not in ("adversarial", *OPTIONAL))
 RECIPES = {
     "story": (),                          # the codec as the story built it (with whichever fixes you pass)
