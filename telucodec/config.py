@@ -43,12 +43,23 @@ class CodecConfig(_Dict):
     istft_blocks: int = 0                # 0: the decoder ends in a conv to the waveform (the story's). k > 0: it
                                          # keeps its first k upsampling blocks, then predicts a log magnitude and a
                                          # phase per STFT bin and frame, and an inverse STFT makes the waveform
+    postfilter_bands: int = 0            # > 0: the envelope post-filter (telucodec.postfilter) re-shapes the
+                                         # decoder's output to an envelope in this many mel bands predicted from
+                                         # the codes, trained by its own loss
+    envelope_split: tuple = ()           # ((n_q, e), ...): at n_q codebooks, e of them carry the spectral
+                                         # envelope above 1 kHz (telucodec.envelope; fitted after training)
 
     def __post_init__(self):
         if self.codebook_size & (self.codebook_size - 1) or self.codebook_size < 2:
             raise ValueError("codebook_size must be a power of two >= 2")
         if not 1 <= self.n_q <= 32:
             raise ValueError("n_q must be in 1..32")
+        split = tuple(sorted(tuple(int(a) for a in pair) for pair in self.envelope_split))
+        object.__setattr__(self, "envelope_split", split)            # JSON gives lists back: one form
+        if any(len(pair) != 2 or not 0 <= pair[1] < pair[0] <= self.n_q for pair in split):
+            raise ValueError("envelope_split must be (n_q, e) pairs with 0 <= e < n_q <= the codec's n_q")
+        if self.postfilter_bands < 0:
+            raise ValueError("postfilter_bands must be >= 0 (0: no envelope post-filter)")
         if not 0 <= self.istft_blocks < len(self.strides):
             raise ValueError(f"istft_blocks must be in 0..{len(self.strides) - 1} (it keeps that many of the "
                              f"decoder's {len(self.strides)} upsampling blocks)")
@@ -111,6 +122,7 @@ class TrainConfig(_Dict):
                                          # loudest bin (None: an absolute 1e-5, silence owns the gradient)
     pre_emphasis: float | None = None    # working loss: compare y[n] - c*y[n-1] (c = this) instead of y[n]
     waveform_lowpass_hz: float | None = None  # working loss: the waveform L1 sees only the band under this
+    envelope_weight: float = 1.0         # weight of the envelope post-filter's loss (when the codec has one)
     lr_schedule: str = "constant"        # "constant" after warm-up, or "cosine" down to 10 % at the last step
     loudness_lufs: float | None = None   # normalise every training clip to this loudness (pyloudnorm)
     gain_jitter_db: float = 0.0          # random gain of each training crop, uniform in +-this many dB

@@ -187,13 +187,16 @@ class Balancer:
         total = self.total_norm if self.total_norm is not None else sum(averages.values())
         return combined * total, norms
 
-    def backward(self, terms: dict, output: torch.Tensor, vq_loss: torch.Tensor, scale: float = 1.0) -> dict:
-        """Backpropagate the balanced output gradient and the VQ loss in one pass (scaled for fp16 AMP)."""
+    def backward(self, terms: dict, output: torch.Tensor, vq_loss: torch.Tensor, scale: float = 1.0,
+                 extra: torch.Tensor | None = None) -> dict:
+        """Backpropagate the balanced output gradient and the VQ loss in one pass (scaled for fp16 AMP), with
+        `extra` (a loss that does not act through `output`, such as the envelope post-filter's) as it is."""
         g, norms = self.output_gradient(terms, output)
         tensors, grads = [output], [g * scale]
-        if vq_loss.requires_grad:
-            tensors.append(vq_loss.float())
-            grads.append(torch.full_like(tensors[-1], scale))
+        for loss in (vq_loss, extra):
+            if loss is not None and loss.requires_grad:
+                tensors.append(loss.float())
+                grads.append(torch.full_like(tensors[-1], scale))
         torch.autograd.backward(tensors, grads)
         return norms
 

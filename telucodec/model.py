@@ -119,6 +119,16 @@ class Codec(nn.Module):
                                     config.commitment_weight, config.ema_decay, config.dead_code_threshold,
                                     config.kmeans_init, config.dead_code_relative)
         self.decoder = Decoder(config, fixes)
+        self.envelope = None
+        if config.envelope_split:
+            from .envelope import EnvelopeCoder
+            self.envelope = EnvelopeCoder(max(e for _, e in config.envelope_split), config.codebook_size,
+                                          config.sample_rate, config.hop_length)
+        self.postfilter = None
+        if config.postfilter_bands:
+            from .postfilter import EnvelopePostfilter
+            self.postfilter = EnvelopePostfilter(config.latent_dim, config.hop_length, config.postfilter_bands,
+                                                 config.sample_rate)
         if config.weight_norm:
             apply_weight_norm(self.encoder)
             apply_weight_norm(self.decoder.body)
@@ -156,13 +166,33 @@ class Codec(nn.Module):
         padded, length = self._pad(wav)
         z = self.encoder(padded)
         if bypass_quantizer:
-            out = self.decoder(z)[..., :length]
-            return {"wav": out, "z": z, "n_q": 0, "vq_loss": z.new_zeros(()), "codes": None,
+            return {**self._decode(z, length), "z": z, "n_q": 0, "vq_loss": z.new_zeros(()), "codes": None,
                     "quantized": z, "commitment": z.new_zeros(0), "codebook_loss": z.new_zeros(0)}
         n_q = n_q or self.sample_n_q()
-        vq = self.quantizer(z.float(), n_q)
-        out = self.decoder(vq["quantized"].to(z.dtype))[..., :length]
-        return {"wav": out, "z": z, "n_q": n_q, **vq}
+        e = self.envelope_stages(n_q) if not self.training else 0     # the envelope is fitted after training
+        vq = self.quantizer(z.float(), n_q - e)
+        out = self._decode(vq["quantized"].to(z.dtype), length)
+        if e:
+            env_codes = self.envelope.encode(self.envelope.envelope(padded, z.shape[-1]), e)
+            out["wav"] = self.envelope.impose(out["wav"], self.envelope.decode(env_codes))
+            vq["codes"] = torch.cat([vq["codes"], env_codes], 1)
+        return {**out, "z": z, "n_q": n_q, **vq}
+
+    def envelope_stages(self, n_q: int) -> int:
+        """How many of `n_q` codebooks carry the spectral envelope (telucodec.envelope; 0 without it)."""
+        from .envelope import stages_for
+        return stages_for(self.config.envelope_split, n_q) if self.envelope is not None else 0
+
+    def _decode(self, latent: torch.Tensor, length: int | None) -> dict:
+        """{"wav": the output}; with the envelope post-filter also "wav_raw" (the decoder's own output, which the
+        reconstruction loss trains) and "envelope" (the predicted log band energies, which the envelope loss
+        trains)."""
+        raw = self.decoder(latent)
+        raw = raw[..., :length] if length is not None else raw
+        if self.postfilter is None:
+            return {"wav": raw}
+        out, envelope = self.postfilter(raw, latent)
+        return {"wav": out, "wav_raw": raw, "envelope": envelope}
 
     def fold_weight_norm(self) -> "Codec":
         """Replace every weight-normalised convolution by a plain one with the same weights (for inference: one
@@ -195,19 +225,29 @@ class Codec(nn.Module):
         """(B, 1, T) waveform -> (B, n_q, frames) integer codes."""
         padded, _ = self._pad(wav)
         z = self.encoder(padded).float()
+        n_q = n_q or self.config.n_q
+        e = self.envelope_stages(n_q)
         was_training = self.quantizer.training
         self.quantizer.eval()
-        codes = self.quantizer(z, n_q or self.config.n_q)["codes"]
+        codes = self.quantizer(z, n_q - e)["codes"]
         self.quantizer.train(was_training)
+        if e:
+            codes = torch.cat([codes, self.envelope.encode(self.envelope.envelope(padded, z.shape[-1]), e)], 1)
         return codes
 
     @torch.no_grad()
     def decode_tensor(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """(B, n_q, frames) codes -> (B, 1, samples) waveform, trimmed to `length` if given."""
-        out = self.decoder(self.quantizer.decode_codes(codes))
-        return out[..., :length] if length is not None else out
+        e = self.envelope_stages(codes.shape[1])
+        wav = self._decode(self.quantizer.decode_codes(codes[:, :codes.shape[1] - e]), length)["wav"]
+        return self.envelope.impose(wav, self.envelope.decode(codes[:, codes.shape[1] - e:])) if e else wav
 
     def parameter_groups(self) -> dict:
         """Parameter counts per part (encoder, quantizer, decoder)."""
         count = lambda m: sum(p.numel() for p in m.parameters())
-        return {"encoder": count(self.encoder), "quantizer": count(self.quantizer), "decoder": count(self.decoder)}
+        groups = {"encoder": count(self.encoder), "quantizer": count(self.quantizer), "decoder": count(self.decoder)}
+        if self.postfilter is not None:
+            groups["postfilter"] = count(self.postfilter)
+        if self.envelope is not None:
+            groups["envelope codebooks"] = self.envelope.codebooks.numel()
+        return groups

@@ -24,6 +24,9 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 |                       | the phase is hard to predict, it would pull the output towards silence          |
 | `istft_head`          | (on request) the decoder keeps its first upsampling block, then predicts a log  |
 |                       | magnitude and a phase per STFT bin and an inverse STFT makes the waveform       |
+| `envelope_postfilter` | (on request) a small network predicts each band's level (32 mel bands, 100 per |
+|                       | second) from the codes and re-shapes the decoder's output to it; its own loss   |
+|                       | (telucodec.postfilter), which the waveform L1 never sees                        |
 | `adversarial`         | (the "adversarial" recipe only) MS-STFT and multi-period discriminators, with   |
 |                       | hinge and feature-matching losses balanced beside the reconstruction terms      |
 
@@ -53,10 +56,11 @@ INGREDIENTS = {
     "pre_emphasis": ({}, {"pre_emphasis": 0.9}),
     "low_band_waveform": ({}, {"waveform_lowpass_hz": 1000.0}),
     "istft_head": ({"istft_blocks": 1}, {}),
+    "envelope_postfilter": ({"postfilter_bands": 32}, {}),
 }
 
 # measured (chapters 14 and 15), not in a recipe: turn on with `with_` (`--with`)
-OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform", "istft_head")
+OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform", "istft_head", "envelope_postfilter")
 WORKING = tuple(i for i in INGREDIENTS if i not in ("adversarial", *OPTIONAL))
 RECIPES = {
     "story": (),                          # the codec as the story built it (with whichever fixes you pass)

@@ -311,10 +311,16 @@ class _Run:
         from .inference import load
         from .model import apply_weight_norm
         source = load(path).codec                           # weight norm folded, config says weight_norm=False
-        if replace(source.config, weight_norm=self.ccfg.weight_norm) != self.ccfg:
+        # a codec without the envelope post-filter can start one (its head starts at zero, as in a new run)
+        new_postfilter = source.config.postfilter_bands == 0 and self.ccfg.postfilter_bands > 0
+        comparable = replace(source.config, weight_norm=self.ccfg.weight_norm,
+                             postfilter_bands=self.ccfg.postfilter_bands if new_postfilter else source.config.postfilter_bands)
+        if comparable != self.ccfg:
             raise TeluCodecError(f"cannot start from {path}: it is another architecture than this run's preset")
         plain = Codec(replace(self.ccfg, weight_norm=False), self.fixes)
-        plain.load_state_dict(source.state_dict())
+        missing, unexpected = plain.load_state_dict(source.state_dict(), strict=not new_postfilter)
+        if any(not k.startswith("postfilter.") for k in missing) or unexpected:
+            raise TeluCodecError(f"cannot start from {path}: its weights do not fit this run's codec")
         if self.ccfg.weight_norm:
             apply_weight_norm(plain.encoder)
             apply_weight_norm(plain.decoder.body)
@@ -365,13 +371,18 @@ class _Run:
         with torch.autocast(self.dev.type, dtype=amp or torch.float32, enabled=amp is not None):
             out = self.ddp_model(x)
             out["z"].retain_grad()
+            decoded = out.get("wav_raw", out["wav"])     # with the envelope post-filter: the decoder's own output
             if tcfg.loss == "working":
-                losses = working_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate,
+                losses = working_loss(decoded, x, out["vq_loss"], self.ccfg.sample_rate,
                                       floor_db=tcfg.spectral_floor_db, pre_emphasis=tcfg.pre_emphasis,
                                       waveform_lowpass_hz=tcfg.waveform_lowpass_hz)
             else:
-                losses = total_loss(out["wav"], x, out["vq_loss"], self.ccfg.sample_rate, self.fixes)
-        loss, adv = losses["total"], None
+                losses = total_loss(decoded, x, out["vq_loss"], self.ccfg.sample_rate, self.fixes)
+        loss, adv, envelope = losses["total"], None, None
+        if "envelope" in out:                             # the post-filter's own loss, outside the balancer
+            from .postfilter import envelope_loss
+            envelope = envelope_loss(model.postfilter, out["envelope"], x)
+            loss = loss + tcfg.envelope_weight * envelope
         if self.adversary is not None and step >= tcfg.disc_start_step:
             codec_terms = step >= tcfg.disc_start_step + tcfg.disc_warmup_steps
             adv = self.adversary.losses(out["wav"], x, generator_terms=codec_terms)
@@ -393,8 +404,9 @@ class _Run:
             return self._skip(f"{what} is {float(value.detach())} at step {step}", vq_backup)
         d_grads = self.adversary.gradients(adv["discriminator"]) if adv is not None else None
         if self.balancer is not None:
-            self.balancer.backward(losses["terms"], out["wav"], out["vq_loss"],
-                                   scaler.get_scale() if scaler.is_enabled() else 1.0)
+            self.balancer.backward(losses["terms"], decoded, out["vq_loss"],
+                                   scaler.get_scale() if scaler.is_enabled() else 1.0,
+                                   extra=None if envelope is None else tcfg.envelope_weight * envelope)
         else:
             scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
@@ -420,6 +432,8 @@ class _Run:
                   "input_peak": float(x.abs().max())}
         if tcfg.loss == "working":
             record.update({k: float(losses[k]) for k in ("waveform", "stft", "mel")})
+        if envelope is not None:
+            record["envelope"] = float(envelope.detach())
         if adv is not None:
             record.update({k: float(v.detach()) for k, v in adv.items()}, grad_norm_discriminator=d_norm)
         return record
