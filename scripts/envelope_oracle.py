@@ -43,7 +43,7 @@ def main(argv=None):
     from telucodec.data import load_dataset, spec_for
     from telucodec.evaluation import crop_clip, reconstruct
     from telucodec.inference import load
-    from telucodec.postfilter import _bands
+    from telucodec.spectral import mel_band_filters
 
     p = preset("cpu")
     clips = list(load_dataset(args.data_dir, spec_for(p.codec, replace(p.train, val_fraction=0.25)), "val"))[:10]
@@ -73,7 +73,7 @@ def main(argv=None):
             out[f"input's magnitude {name} only"] = istft(torch.where(band, X.abs(), Y.abs()) * phase, 512, 128, n)
         X, Y = stft(x, 640, 160), stft(y, 640, 160)
         for bands in (8, 16, 32):
-            fb, spread = _bands(640, bands, sr, "cpu")
+            fb, spread = mel_band_filters(640, bands, sr, "cpu")
             for pool in (1, 2, 4):
                 e_x, e_y = fb.T @ X.abs().pow(2), fb.T @ Y.abs().pow(2)
                 if pool > 1:

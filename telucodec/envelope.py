@@ -4,7 +4,7 @@ Why (chapter 15, `scripts/envelope_oracle.py`): the trained decoder reproduces t
 but above it its band levels barely follow the input's (frame-by-frame correlation 0.25-0.66), and that is most
 of what it loses: give its output the input's level in 32 mel bands at 50 frames/s and PESQ-WB goes from 1.52 to
 2.6 on the tuning clips. A learned post-filter that predicts those levels from the codes did not learn them
-(`telucodec.postfilter`, measured in chapter 15). So the encoder sends them, as speech codecs have sent spectral
+(`telucodec.postfilter`; results/cpu/envelope_oracle/README.md). So the encoder sends them, as speech codecs have sent spectral
 envelopes since LPC vocoders: per code frame (20 ms), the natural-log energies of the 21 mel bands above 1 kHz
 (32 HTK mel bands from 0 to 8 kHz, STFT window 640 and hop 160, pairs of frames averaged) are quantized by a
 residual VQ of k-means codebooks (1024 codes each, 10 bits, like the codec's own), and the decoder re-shapes its
@@ -39,8 +39,8 @@ class EnvelopeCoder(nn.Module):
         super().__init__()
         if hop_length != 2 * HOP or sample_rate != 16000:
             raise ValueError("envelope codebooks need 16 kHz audio and 50 codec frames/s (hop 320)")
-        from .postfilter import _bands
-        fb, spread = _bands(N_FFT, N_BANDS, sample_rate, "cpu")
+        from .spectral import mel_band_filters
+        fb, spread = mel_band_filters(N_FFT, N_BANDS, sample_rate, "cpu")
         centres = (fb * torch.fft.rfftfreq(N_FFT, 1 / sample_rate)[:, None]).sum(0) / fb.sum(0)
         self.first = int((centres < FIRST_HZ).sum())            # 11: bands 11..31 are coded
         self.dims = N_BANDS - self.first
@@ -50,7 +50,8 @@ class EnvelopeCoder(nn.Module):
 
     # ------------------------------------------------------------------ analysis and synthesis
     def _stft(self, wav):
-        window = torch.hann_window(N_FFT, device=wav.device)
+        from .spectral import _window
+        window = _window(N_FFT, str(wav.device))               # cached, as the losses' STFTs are
         return torch.stft(wav.reshape(-1, wav.shape[-1]).float(), N_FFT, HOP, window=window, return_complex=True)
 
     def _pooled(self, spec, frames: int) -> torch.Tensor:
@@ -72,7 +73,8 @@ class EnvelopeCoder(nn.Module):
         gain[:, self.first:] = 0.5 * (envelope - own[:, self.first:])
         gain = F.interpolate(gain, size=spec.shape[-1], mode="linear", align_corners=False).clamp(-10.0, 10.0)
         gain = torch.exp(torch.einsum("fk,bkt->bft", self.spread, gain))
-        window = torch.hann_window(N_FFT, device=raw.device)
+        from .spectral import _window
+        window = _window(N_FFT, str(raw.device))
         out = torch.istft(spec * gain, N_FFT, HOP, window=window, length=raw.shape[-1])
         return out[:, None].to(raw.dtype)
 

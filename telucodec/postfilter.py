@@ -4,7 +4,7 @@ from the codes (the `envelope_postfilter` ingredient; off unless `CodecConfig.po
 Why (chapter 15, measured on the shipped model): above 1 kHz its output's band levels barely follow the input's
 (frame-by-frame correlation 0.5-0.7 in 1-4 kHz, against 0.99 under 1 kHz), and that is most of what it loses. Give
 its output the input's envelope in 32 mel bands at 50 frames/s, keeping its own fine structure and phase, and the
-10 tuning clips score PESQ-WB 2.6 and STOI 0.95 instead of 1.52 and 0.75 (`scripts/envelope_oracle.py`). The
+10 tuning clips score PESQ-WB 2.6 and STOI 0.94 instead of 1.52 and 0.75 (`scripts/envelope_oracle.py`). The
 decoder cannot learn that envelope itself, because the waveform L1 pulls every band whose phase it cannot predict
 towards silence; so the envelope gets its own small network and its own loss, and the waveform loss never sees it:
 
@@ -18,25 +18,13 @@ The head starts at zero (out = raw), runs at the frame rate and costs ~1 % of th
 """
 from __future__ import annotations
 
-import functools
-
 import torch
 import torch.nn.functional as F
-import torchaudio
 from torch import nn
 
+from .spectral import _window, mel_band_filters
+
 FLOOR = 1e-6        # log energies are floored 60 dB under each example's loudest band-frame
-
-
-@functools.lru_cache(maxsize=8)
-def _bands(n_fft: int, n_bands: int, sample_rate: int, device: str) -> tuple:
-    """(bins, bands) triangular mel filters (HTK scale, unit height) and the same rows normalised to sum to one:
-    the first measures band energies, the second spreads band gains back over the bins."""
-    fb = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, 0.0, sample_rate / 2, n_bands, sample_rate,
-                                               norm=None, mel_scale="htk")
-    fb[0, 0] = 1.0                                  # the DC bin belongs to the first band
-    spread = fb / fb.sum(1, keepdim=True).clamp_min(1e-8)
-    return fb.to(device), spread.to(device)
 
 
 class EnvelopePostfilter(nn.Module):
@@ -57,7 +45,6 @@ class EnvelopePostfilter(nn.Module):
         nn.init.zeros_(self.head[-1].bias)
 
     def _stft(self, wav: torch.Tensor) -> torch.Tensor:
-        from .spectral import _window
         window = _window(self.n_fft, str(wav.device))
         return torch.stft(wav.reshape(-1, wav.shape[-1]).float(), self.n_fft, self.hop, window=window,
                           return_complex=True, center=True)
@@ -66,7 +53,7 @@ class EnvelopePostfilter(nn.Module):
         """(batch, bands, frames) natural-log band energies of `wav` (batch, 1, samples), floored 60 dB under
         each example's loudest band-frame."""
         spec = self._stft(wav) if spec is None else spec
-        fb, _ = _bands(self.n_fft, self.n_bands, self.sample_rate, str(spec.device))
+        fb, _ = mel_band_filters(self.n_fft, self.n_bands, self.sample_rate, str(spec.device))
         energy = torch.einsum("bft,fk->bkt", spec.real.square() + spec.imag.square(), fb)
         floor = FLOOR * energy.detach().amax(dim=(1, 2), keepdim=True) + 1e-12
         return torch.log(energy + floor)
@@ -83,9 +70,8 @@ class EnvelopePostfilter(nn.Module):
         g = g.reshape(b, 2, self.n_bands, k).permute(0, 2, 3, 1).reshape(b, self.n_bands, 2 * k)
         g = F.interpolate(g, size=frames, mode="linear", align_corners=False)
         predicted = log_e + g
-        _, spread = _bands(self.n_fft, self.n_bands, self.sample_rate, str(spec.device))
+        _, spread = mel_band_filters(self.n_fft, self.n_bands, self.sample_rate, str(spec.device))
         gain = torch.exp(0.5 * torch.einsum("fk,bkt->bft", spread, g.clamp(-10.0, 10.0)))
-        from .spectral import _window
         out = torch.istft(spec * gain, self.n_fft, self.hop, window=_window(self.n_fft, str(spec.device)),
                           center=True, length=raw.shape[-1])
         return out[:, None].to(raw.dtype), predicted

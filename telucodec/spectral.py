@@ -21,6 +21,17 @@ def _window(n_fft: int, device: str) -> torch.Tensor:
     return torch.hann_window(n_fft, device=device)
 
 
+@functools.lru_cache(maxsize=8)
+def mel_band_filters(n_fft: int, n_bands: int, sample_rate: int, device: str) -> tuple:
+    """(bins, bands) triangular mel filters (HTK scale, unit height) and the same rows normalised to sum to one:
+    the first measures band energies, the second spreads band gains back over the bins."""
+    fb = torchaudio.functional.melscale_fbanks(n_fft // 2 + 1, 0.0, sample_rate / 2, n_bands, sample_rate,
+                                               norm=None, mel_scale="htk")
+    fb[0, 0] = 1.0                                  # the DC bin belongs to the first band
+    spread = fb / fb.sum(1, keepdim=True).clamp_min(1e-8)
+    return fb.to(device), spread.to(device)
+
+
 def mel_spectrogram(wav: torch.Tensor, n_fft: int, n_mels: int, sample_rate: int, power: float = 2.0):
     """(B, 1, T) or (B, T) -> (B, frames, n_mels) mel spectrogram. The mel projection is a matmul, so under
     autocast it runs in the low-precision dtype; the STFT itself runs in the input's dtype (fp32 on CPU)."""
