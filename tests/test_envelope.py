@@ -1,0 +1,81 @@
+"""Envelope codebooks (telucodec.envelope; CodecConfig.envelope_split)."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+import telucodec
+from telucodec import Fixes
+from telucodec.config import PRESETS
+from telucodec.envelope import EnvelopeCoder, stages_for, with_envelope
+from telucodec.model import Codec
+
+SR = 16000
+
+
+def _speechlike(seconds, seed, f0=140.0):
+    """A harmonic tone whose upper harmonics come and go (a band-level envelope to code), plus a little noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * SR)) / SR
+    high = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(1.5, 4.0) * t)
+    x = sum((1.0 if k * f0 < 1000 else high) / k * np.sin(2 * np.pi * k * f0 * t) for k in range(1, 50) if k * f0 < 7500)
+    return (0.05 * x + 0.001 * rng.standard_normal(len(t))).astype(np.float32)
+
+
+def test_stages_for_picks_the_largest_split_not_above_n_q_and_bad_splits_fail():
+    split = ((6, 2), (12, 3))
+    assert [stages_for(split, n) for n in (1, 3, 5, 6, 11, 12)] == [0, 0, 0, 2, 2, 3]
+    cfg = replace(PRESETS["ci"].codec, envelope_split=[[12, 3], [6, 2]])       # JSON's lists, any order
+    assert cfg.envelope_split == ((6, 2), (12, 3))
+    with pytest.raises(ValueError, match="envelope_split"):
+        replace(PRESETS["ci"].codec, envelope_split=((6, 6),))
+
+
+def test_fitted_codebooks_shrink_the_residual_at_every_stage_and_the_decoded_envelope_is_imposed():
+    coder = EnvelopeCoder(n_stages=3, codebook_size=16)
+    assert coder.first == 11 and coder.dims == 21
+    clips = [_speechlike(2.0, seed) for seed in range(4)]
+    report = coder.fit_codebooks(clips)
+    r = report["rms_residual_nats"]
+    assert report["vectors"] == 4 * 3 * 100 and r[0] > r[1] > r[2]
+    x = torch.from_numpy(_speechlike(1.0, 9))[None, None]
+    target = coder.envelope(x, 50)
+    codes = coder.encode(target, 3)
+    assert codes.shape == (1, 3, 50) and int(codes.max()) < 16
+    decoded = coder.decode(codes)
+    muffled = torch.from_numpy(np.convolve(x[0, 0].numpy(), np.ones(8) / 8, mode="same"))[None, None]   # high band lost
+    before = (coder.envelope(muffled, 50) - target).abs().mean()
+    after = (coder.envelope(coder.impose(muffled, decoded), 50) - target).abs().mean()
+    assert float(after) < 0.5 * float(before)
+    low = lambda w: float(torch.fft.rfft(w[0, 0])[:850].abs().square().sum())   # energy under 850 Hz (1 s: bin = Hz)
+    assert abs(low(coder.impose(muffled, decoded)) / low(muffled) - 1) < 0.02     # the uncoded band keeps its level
+    with pytest.raises(ValueError, match="3 envelope codebooks, not 4"):
+        coder.encode(target, 4)
+
+
+def test_a_codec_with_envelope_codebooks_splits_its_codes_decodes_them_as_its_forward_pass_and_exports(tmp_path):
+    from telucodec.inference import export_safetensors, load
+    torch.manual_seed(0)
+    base = telucodec.CodecModel(Codec(PRESETS["ci"].codec, Fixes.all()).eval(), source="test")
+    with pytest.raises(ValueError, match="need"):                # too few frames for 1024-code codebooks
+        with_envelope(base, [_speechlike(1.0, 0)])
+    clips = [_speechlike(30.0, seed) for seed in range(2)]
+    model, report = with_envelope(base, clips)
+    codec = model.codec
+    assert report["split"] == [[6, 2], [12, 3]] and codec.envelope_stages(12) == 3
+    x = _speechlike(1.0, 7)
+    codes = model.encode(x, SR, 6.0)
+    assert codes.shape[0] == 12
+    assert np.array_equal(codes[:9], base.encode(x, SR, 4.5)[:9])      # the codec's own 9 stages, unchanged
+    y = model.decode(codes, len(x))
+    with torch.no_grad():
+        forward = codec(torch.from_numpy(x)[None, None], n_q=12)["wav"][0, 0].numpy()
+    assert np.allclose(y, forward, atol=1e-5) and not np.allclose(y, base.decode(codes[:9], len(x)), atol=1e-3)
+    assert np.allclose(model.decode(model.encode(x, SR, 1.5), len(x)), base.decode(base.encode(x, SR, 1.5), len(x)), atol=1e-6)
+    export_safetensors(model, tmp_path / "env.safetensors", {})
+    again = load(tmp_path / "env.safetensors")
+    assert again.config.envelope_split == ((6, 2), (12, 3))
+    assert np.allclose(again.decode(again.encode(x, SR, 6.0), len(x)), y, atol=1e-6)
+    with pytest.raises(ValueError, match="already carries"):
+        with_envelope(model, clips)
