@@ -175,6 +175,54 @@ def cmd_decode(args):
     print(f"{args.input} -> {args.output}: {len(wav) / model.sample_rate:.2f} s at {model.sample_rate} Hz")
 
 
+def _fit_envelope_parser(sub):
+    p = sub.add_parser("fit-envelope", help="add envelope codebooks to a trained codec (telucodec.envelope)")
+    p.add_argument("output", help="the .safetensors file to write (the same weights plus the envelope codebooks)")
+    p.add_argument("--checkpoint", default=None, help="the trained codec (default: the shipped model); envelope "
+                   "codebooks it already has are replaced")
+    p.add_argument("--data_dir", default=None, help="folder of speech the codec trained on (its training split is used)")
+    p.add_argument("--no_corpus", action="store_true", help="do not add the embedded corpus's training split")
+    p.add_argument("--val_fraction", type=float, default=0.25, help="fraction of each folder's files held out")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def cmd_fit_envelope(args):
+    import json
+    import time
+
+    from .data import load_dataset
+    from .envelope import with_envelope, without_envelope
+    from .inference import export_safetensors, load
+    from .shipped import data_spec
+    if args.no_corpus and args.data_dir is None:
+        raise _Usage("nothing to fit on: give --data_dir, or drop --no_corpus")
+    if not 0 < args.val_fraction < 1:
+        raise _Usage(f"--val_fraction must be between 0 and 1, got {args.val_fraction}")
+    model = without_envelope(load(args.checkpoint))
+    spec = data_spec()
+    spec.val_fraction = args.val_fraction
+    clips = ([] if args.no_corpus else list(load_dataset(None, spec, "train"))) + \
+        (list(load_dataset(args.data_dir, spec, "train")) if args.data_dir else [])
+    t0 = time.perf_counter()
+    try:
+        enveloped, report = with_envelope(model, clips, seed=args.seed)
+    except ValueError as exc:                    # too little speech for the codebooks, a codec that cannot carry them
+        raise _Usage(str(exc)) from None
+    report["fit_seconds"] = round(time.perf_counter() - t0, 1)
+    # keep what the codec's own export recorded (recipe, command, steps); its config and checksum are rewritten
+    carried = {}
+    if args.checkpoint is None or str(args.checkpoint).endswith(".safetensors"):
+        from .checkpoint import load_weights_safetensors
+        from .inference import PRETRAINED
+        _, meta = load_weights_safetensors(args.checkpoint or PRETRAINED)
+        carried = {k: v for k, v in meta.items() if k not in ("codec_config", "fixes", "telucodec_sha256",
+                                                              "envelope_fit")}
+    export_safetensors(enveloped, args.output, {**carried, "envelope_fit": json.dumps(report)})
+    print(f"{model.source} + envelope codebooks fitted on {len(clips)} clips ({report['vectors']} envelope vectors: every 20 ms frame at 3 loudness levels) in "
+          f"{report['fit_seconds']:.0f} s -> {args.output}")
+
+
 class _Usage(Exception):
     pass
 
@@ -185,6 +233,7 @@ def main(argv=None) -> int:
     _train_parser(sub)
     _encode_parser(sub)
     _decode_parser(sub)
+    _fit_envelope_parser(sub)
     b = sub.add_parser("bench", help="quality or speed benchmarks (see book/benchmarks.md)", add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     e = sub.add_parser("experiments", help="the GPU ablation run (see scripts/gpu_run.sh)", add_help=False)
@@ -208,6 +257,8 @@ def main(argv=None) -> int:
             cmd_encode(args)
         elif args.command == "decode":
             cmd_decode(args)
+        elif args.command == "fit-envelope":
+            cmd_fit_envelope(args)
         elif args.command == "bench":
             from . import bench
             return bench.main(args.rest) or 0

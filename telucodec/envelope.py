@@ -150,3 +150,18 @@ def with_envelope(model, clips, split: tuple = DEFAULT_SPLIT, seed: int = 0):
     report = new.envelope.fit_codebooks(clips, seed=seed)
     report["split"] = [list(p) for p in config.envelope_split]
     return CodecModel(new.eval(), source=getattr(model, "source", "")), report
+
+
+def without_envelope(model):
+    """The same codec with its envelope codebooks left out: all n_q codebooks are the codec's own again (what it
+    was trained as). Returns a CodecModel; `model` is not changed."""
+    from dataclasses import replace
+
+    from .inference import CodecModel
+    from .model import Codec
+    codec = model.codec if hasattr(model, "codec") else model
+    if not codec.config.envelope_split:
+        return model if hasattr(model, "codec") else CodecModel(codec.eval())
+    new = Codec(replace(codec.config, envelope_split=()), codec.fixes)
+    new.load_state_dict({k: v for k, v in codec.state_dict().items() if not k.startswith("envelope.")})
+    return CodecModel(new.eval(), source=getattr(model, "source", "") + " without its envelope codebooks")

@@ -79,3 +79,53 @@ def test_a_codec_with_envelope_codebooks_splits_its_codes_decodes_them_as_its_fo
     assert np.allclose(again.decode(again.encode(x, SR, 6.0), len(x)), y, atol=1e-6)
     with pytest.raises(ValueError, match="already carries"):
         with_envelope(model, clips)
+
+
+def test_without_envelope_gives_back_the_codec_as_trained():
+    from telucodec.envelope import without_envelope
+    torch.manual_seed(0)
+    base = telucodec.CodecModel(Codec(PRESETS["ci"].codec, Fixes.all()).eval(), source="test")
+    assert without_envelope(base) is base
+    model, _ = with_envelope(base, [_speechlike(30.0, seed) for seed in range(2)])
+    plain = without_envelope(model)
+    assert plain.config.envelope_split == () and model.config.envelope_split      # `model` itself is unchanged
+    assert not any(k.startswith("envelope.") for k in plain.codec.state_dict())
+    x = _speechlike(1.0, 5)
+    codes = plain.encode(x, SR, 6.0)
+    assert np.array_equal(codes, base.encode(x, SR, 6.0))                          # all 12 stages are the codec's
+    assert not np.array_equal(codes, model.encode(x, SR, 6.0))
+    assert np.allclose(plain.decode(codes, len(x)), base.decode(codes, len(x)), atol=1e-6)
+
+
+def test_fit_envelope_command_adds_codebooks_keeps_the_training_record_and_refuses_bad_input(tmp_path, capsys):
+    import soundfile as sf
+    from telucodec.checkpoint import load_weights_safetensors
+    from telucodec.cli import main
+    from telucodec.inference import export_safetensors, load
+    torch.manual_seed(0)
+    base = telucodec.CodecModel(Codec(PRESETS["ci"].codec, Fixes.all()).eval(), source="test")
+    export_safetensors(base, tmp_path / "codec.safetensors", {"recipe": "working", "steps": "7"})
+    speech = tmp_path / "speech"
+    speech.mkdir()
+    for seed in range(4):                                      # 3 files train (6000 frames x 3 loudness levels), 1 is held out
+        sf.write(speech / f"clip{seed}.wav", _speechlike(40.0, seed, f0=120.0 + 10 * seed), SR)
+    out = tmp_path / "env.safetensors"
+    args = ["fit-envelope", str(out), "--checkpoint", str(tmp_path / "codec.safetensors"), "--data_dir", str(speech),
+            "--no_corpus"]
+    assert main(args) == 0
+    assert "fitted on 3 clips (18000 envelope vectors" in capsys.readouterr().out
+    model = load(out)
+    assert model.config.envelope_split == ((6, 2), (12, 3))
+    _, meta = load_weights_safetensors(out)
+    assert meta["recipe"] == "working" and meta["steps"] == "7" and '"vectors": 18000' in meta["envelope_fit"]
+    assert main(args[:1] + [str(tmp_path / "again.safetensors"), "--checkpoint", str(out)] + args[4:]) == 0
+    capsys.readouterr()
+    again = load(tmp_path / "again.safetensors")                # refitting replaces the codebooks: the same file
+    for k, v in model.codec.state_dict().items():
+        assert torch.equal(v, again.codec.state_dict()[k]), k
+    assert main(["fit-envelope", str(out), "--checkpoint", str(tmp_path / "codec.safetensors"), "--no_corpus"]) == 2
+    assert "nothing to fit on" in capsys.readouterr().err
+    for seed in range(4):                                      # 3 x 5 s to train on: 2250 vectors < 4 x 1024
+        sf.write(speech / f"clip{seed}.wav", _speechlike(5.0, seed), SR)
+    assert main(args) == 2
+    assert "cannot fit 1024-code codebooks" in capsys.readouterr().err.splitlines()[-1]
