@@ -23,7 +23,8 @@ def main(data_dir: str):
     from telucodec.metrics import band_level_by_loudness
     p = preset("cpu")
     clips = list(load_dataset(data_dir, spec_for(p.codec, replace(p.train, val_fraction=0.25)), "val"))[:10]
-    codec = load().codec.eval()
+    from telucodec.envelope import without_envelope
+    codec = without_envelope(load()).codec.eval()   # the codec as trained, without the envelope codebooks
     xs, bypassed, quantized = [], [], []
     with torch.no_grad():
         for c in clips:

@@ -38,7 +38,8 @@ def main(argv=None):
     from telucodec.evaluation import crop_clip
     from telucodec.inference import export_safetensors, load
 
-    base = load(args.model)
+    from telucodec.envelope import without_envelope
+    base = without_envelope(load(args.model))    # the codec as trained; codebooks it already has are refitted
     t0 = time.perf_counter()
     enveloped, report = with_envelope(base, shipped.clips("train", args.data_dir))
     report["fit_seconds"] = time.perf_counter() - t0

@@ -47,7 +47,8 @@ def main(argv=None):
 
     p = preset("cpu")
     clips = list(load_dataset(args.data_dir, spec_for(p.codec, replace(p.train, val_fraction=0.25)), "val"))[:10]
-    model = load(args.model)
+    from telucodec.envelope import without_envelope
+    model = without_envelope(load(args.model))   # the codec as trained (the shipped model without its envelope codebooks)
     sr = 16000
 
     def stft(x, n, h):

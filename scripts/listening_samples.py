@@ -1,6 +1,7 @@
 """Listening samples of real held-out Telugu speech for chapter 15: the first 4 s of two validation-split clips
 of the dev speaker (Mozilla Common Voice layout, CC0-1.0; files the shipped model never trained on), coded by
-the shipped model at 1.5, 3 and 6 kbps and by Opus, AMR-NB and Codec2, written as 16-bit FLAC with a JSON of
+the shipped model at 1.5, 3 and 6 kbps (and at 6 kbps without its envelope codebooks, "telucodec-6-plain": the
+codec as trained) and by Opus, AMR-NB and Codec2, written as 16-bit FLAC with a JSON of
 every file's scores (telucodec.evaluation.score, ViSQOL included).
 
     python scripts/listening_samples.py --data_dir ../shared/data/telugu-cv-dev --out results/pretrained/listening
@@ -30,7 +31,9 @@ def main(argv=None) -> int:
     from telucodec.evaluation import score
     from telucodec.inference import load
     from telucodec.shipped import data_spec
+    from telucodec.envelope import without_envelope
     model = load()
+    plain = without_envelope(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         val = load_dataset(args.data_dir, data_spec(), "val")
@@ -44,6 +47,8 @@ def main(argv=None) -> int:
         name = Path(val.paths[i]).stem
         x = np.asarray(val[i][: int(args.seconds * 16000)], np.float32)
         coded = {f"telucodec-{k:g}": model.decode(model.encode(x, 16000, kbps=k), len(x)) for k in (1.5, 3.0, 6.0)}
+        if plain is not model:                   # the codec as trained: 12 codec stages, no envelope codebooks
+            coded["telucodec-6-plain"] = plain.decode(plain.encode(x, 16000, kbps=6.0), len(x))
         for key in SYSTEMS:
             if key not in B.unavailable_baselines():
                 coded[key] = B.round_trip(key, x, 16000).decoded[: len(x)]

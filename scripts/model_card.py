@@ -54,18 +54,14 @@ TUNING_CLIPS = 10   # the first 10 held-out real clips: the recipe's settings an
 
 
 def _paired(q, ours, theirs, first=0, last=None):
-    """Per-clip differences ours - theirs (sign: positive = ours better) on clips [first:last] of the bench order:
-    mean, a bootstrap 95 % interval of the mean (10000 resamples, seed 0) and how many clips ours wins."""
-    import numpy as np
-    a = {c["clip"]: c for c in q["per_clip"][ours]}
-    b = {c["clip"]: c for c in q["per_clip"][theirs]}
-    names = [c["clip"] for c in q["per_clip"][theirs] if c["clip"] in a][first:last]
+    """telucodec.evaluation.paired_difference on clips [first:last] of the bench order, for the four metrics."""
+    from telucodec.evaluation import paired_difference
+    names = [c["clip"] for c in q["per_clip"][theirs]][first:last]
+    pick = lambda rows: [c for c in rows if c["clip"] in names]   # noqa: E731
     out = {}
-    for key, label, sign in FOUR:
-        d = np.array([(a[n][key] - b[n][key]) * sign for n in names if a[n].get(key) is not None
-                      and b[n].get(key) is not None])
-        boot = np.random.default_rng(0).choice(d, (10000, len(d))).mean(1)
-        out[label] = (d.mean(), *np.percentile(boot, [2.5, 97.5]), int((d > 0).sum()), len(d))
+    for key, label, _ in FOUR:
+        r = paired_difference(pick(q["per_clip"][ours]), pick(q["per_clip"][theirs]), key)
+        out[label] = (r["mean"], r["low"], r["high"], r["wins"], r["clips"])
     return out
 
 

@@ -59,6 +59,29 @@ def mean_table(rows: list) -> dict:
     return out
 
 
+HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "visqol": True, "si_snr_db": True, "snr_db": True,
+                    "mel_distance": False}
+
+
+def paired_difference(ours: list, theirs: list, key: str, resamples: int = 10000, seed: int = 0) -> dict:
+    """Two systems scored on the same clips (lists of per-clip score dicts with a "clip" name, as `bench quality`
+    writes them under "per_clip"), compared clip by clip on one metric. The difference is signed so that
+    positive means `ours` is better (for mel distance: theirs minus ours). Returns {"mean", "low", "high" (a
+    bootstrap 95 % interval of the mean difference), "wins", "clips"}: a verdict needs the interval to exclude 0."""
+    if key not in HIGHER_IS_BETTER:
+        raise ValueError(f"unknown metric {key!r}; known: {', '.join(HIGHER_IS_BETTER)}")
+    sign = 1.0 if HIGHER_IS_BETTER[key] else -1.0
+    a = {c["clip"]: c.get(key) for c in ours}
+    pairs = [(a[c["clip"]], c.get(key)) for c in theirs if a.get(c["clip"]) is not None and c.get(key) is not None]
+    if len(pairs) < 2:
+        raise ValueError(f"{len(pairs)} clips scored by both systems on {key}; need at least 2")
+    d = sign * np.array([x - y for x, y in pairs], dtype=float)
+    boot = np.random.default_rng(seed).choice(d, (resamples, len(d))).mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return {"mean": float(d.mean()), "low": float(low), "high": float(high), "wins": int((d > 0).sum()),
+            "clips": len(d)}
+
+
 def evaluate_clips(codec, clips: list, kbps=(1.5, 3.0, 6.0), crop: str = "first", seconds: float = 6.0,
                    perceptual: bool = True, visqol: bool = False, per_clip: bool = False) -> dict:
     """Score `codec` (a Codec or CodecModel) on clips at each bitrate. Returns

@@ -308,9 +308,14 @@ class _Run:
         """Start from the weights of a trained codec (a .pt checkpoint, a .safetensors export or a run folder),
         with a fresh optimizer, schedule and (if any) discriminators: a fine-tune. The architecture must match
         this run's; weight normalisation is re-applied if the source was exported with it folded."""
+        from .envelope import without_envelope
         from .inference import load
         from .model import apply_weight_norm
-        source = load(path).codec                           # weight norm folded, config says weight_norm=False
+        loaded = load(path)
+        if loaded.config.envelope_split and self.is_main:
+            print(f"{path}: starting from its codec; its envelope codebooks are left out (they are fitted after "
+                  f"training: python -m telucodec fit-envelope)")
+        source = without_envelope(loaded).codec             # weight norm folded, config says weight_norm=False
         # a codec without the envelope post-filter can start one (its head starts at zero, as in a new run)
         new_postfilter = source.config.postfilter_bands == 0 and self.ccfg.postfilter_bands > 0
         comparable = replace(source.config, weight_norm=self.ccfg.weight_norm,

@@ -172,3 +172,13 @@ def test_a_fine_tune_starts_from_the_given_weights(tmp_path):
     with pytest.raises(TeluCodecError, match="another architecture"):
         fit("ci", fixes, _clips(), codec_config=replace(ccfg, latent_dim=16), train_config=tcfg, steps=1,
             print_epochs=False, device="cpu", init_from=tmp_path / "base.safetensors")
+    # a codec with envelope codebooks (the shipped model) starts a fine-tune from its codec's weights
+    from telucodec.model import Codec
+    plain = load(tmp_path / "base.safetensors").codec
+    enveloped = Codec(replace(plain.config, envelope_split=((6, 2), (12, 3))), plain.fixes)
+    assert enveloped.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["envelope.codebooks"]
+    export_safetensors(enveloped, tmp_path / "enveloped.safetensors")
+    again = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=replace(tcfg, learning_rate=1e-12),
+                steps=1, print_epochs=False, device="cpu", init_from=tmp_path / "enveloped.safetensors")
+    tuned = again.model.fold_weight_norm().state_dict()
+    assert all(torch.allclose(source[k], tuned[k], rtol=1e-5, atol=1e-7) for k in convs)
