@@ -15,7 +15,7 @@ Offset  Size  Type        Field
 4       1     u8          format version, currently ``1``
 5       1     u8          ``n_q``: number of quantizer levels used, 1..32
 6       1     u8          ``bits``: bits per code, 1..16; codebook size = ``2 ** bits``
-7       1     u8          flags, must be 0 (reserved)
+7       1     u8          flags: low 4 bits = envelope stages (see below), high 4 bits 0
 8       4     u32         sample rate in Hz, 1..1_000_000
 12      2     u16         hop length: audio samples per frame, >= 1
 14      2     u16         reserved, must be 0
@@ -46,6 +46,15 @@ Consistency rules checked when reading
   fails at once;
 * the CRC matches (CRC-32 detects every single-bit and every burst error up to 32 bits);
 * ``n_q`` in 1..32, ``bits`` in 1..16, reserved fields zero, padding bits zero;
+* the envelope stage count is below ``n_q``.
+
+Envelope stages
+---------------
+A codec with envelope codebooks (:mod:`telucodec.envelope`) spends the last ``k`` of its ``n_q``
+codes per frame on the spectral envelope.  ``k`` (0..15) is stored in the flags byte, so that a
+decoder whose codec would read those codes differently (a codec without envelope codebooks, or
+with another split) refuses the file instead of decoding noise.  Files with ``k = 0`` are the
+same bytes as before envelope codebooks existed.
 * frames and samples agree: ``|num_frames * hop_length - num_samples| < hop_length``.  The
   decoder produces ``num_frames * hop_length`` samples and the result is trimmed (or, when the
   encoder dropped a partial last frame, zero-padded) to ``num_samples``.
@@ -110,6 +119,7 @@ class Bitstream:
     codebook_size: int
     hop_length: int
     num_samples: int
+    envelope_stages: int = 0  # the last k of the n_q codes per frame are envelope codes (telucodec.envelope)
 
     @property
     def n_q(self) -> int:
@@ -217,8 +227,10 @@ def _unpack_bits(payload: bytes, count: int, bits: int) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------- pack/unpack
-def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int) -> bytes:
-    """Serialise codes of shape ``(n_q, frames)`` into ``.tlc`` bytes.
+def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int,
+         envelope_stages: int = 0) -> bytes:
+    """Serialise codes of shape ``(n_q, frames)`` into ``.tlc`` bytes (the last ``envelope_stages`` of the
+    ``n_q`` codes per frame being envelope codes).
 
     ``codes`` may be a numpy array or a CPU torch tensor of integers in ``[0, codebook_size)``.
     Raises :class:`BitstreamError` when the codes or fields cannot be represented.
@@ -235,6 +247,7 @@ def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_sa
     if not 1 <= n_q <= MAX_N_Q:
         raise BitstreamError(f"n_q must be between 1 and {MAX_N_Q}, got {n_q}")
     sample_rate = _field("sample_rate", sample_rate, 1, MAX_SAMPLE_RATE)
+    envelope_stages = _field("envelope_stages", envelope_stages, 0, min(15, n_q - 1))
     hop_length = _field("hop_length", hop_length, 1, _U16)
     num_samples = _field("num_samples", num_samples, 0, _U32)
     if frames > _U32:
@@ -248,7 +261,7 @@ def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_sa
     payload = _pack_bits(np.ascontiguousarray(codes.T).reshape(-1), bits)
     if len(payload) > _U32:
         raise BitstreamError(f"payload too large for the .tlc format: {len(payload)} bytes")
-    header = _HEADER.pack(MAGIC, VERSION, n_q, bits, 0, sample_rate, hop_length, 0, num_samples, frames, len(payload))
+    header = _HEADER.pack(MAGIC, VERSION, n_q, bits, envelope_stages, sample_rate, hop_length, 0, num_samples, frames, len(payload))
     body = header + payload
     return body + _CRC.pack(zlib.crc32(body))
 
@@ -287,10 +300,12 @@ def unpack(data: bytes, *, source: str = "bitstream") -> Bitstream:
     if zlib.crc32(data[:body_end]) != crc:
         raise BitstreamError(f"{source}: CRC mismatch, the file is corrupted")
     # Fields are covered by the CRC, so failures below mean a buggy or hostile writer.
-    if flags != 0 or reserved != 0:
+    if flags & 0xF0 or reserved != 0:
         raise BitstreamError(f"{source}: reserved header fields are not zero")
     if not 1 <= n_q <= MAX_N_Q:
         raise BitstreamError(f"{source}: n_q={n_q} out of range 1..{MAX_N_Q}")
+    if flags >= n_q:
+        raise BitstreamError(f"{source}: {flags} envelope stages of {n_q} codes per frame")
     if not 1 <= bits <= MAX_BITS:
         raise BitstreamError(f"{source}: {bits} bits per code out of range 1..{MAX_BITS}")
     if not 1 <= sr <= MAX_SAMPLE_RATE:
@@ -308,11 +323,13 @@ def unpack(data: bytes, *, source: str = "bitstream") -> Bitstream:
     except ValueError:
         raise BitstreamError(f"{source}: nonzero padding bits at the end of the payload") from None
     codes = np.ascontiguousarray(flat.reshape(frames, n_q).T)
-    return Bitstream(codes=codes, sample_rate=sr, codebook_size=1 << bits, hop_length=hop, num_samples=num_samples)
+    return Bitstream(codes=codes, sample_rate=sr, codebook_size=1 << bits, hop_length=hop, num_samples=num_samples,
+                     envelope_stages=flags)
 
 
 # ------------------------------------------------------------------------------------- files
-def write_tlc(path, codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int) -> Path:
+def write_tlc(path, codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int,
+              envelope_stages: int = 0) -> Path:
     """Write a ``.tlc`` file atomically (temporary file in the same folder, fsync, ``os.replace``).
 
     Either the complete new file is at ``path`` afterwards or, if anything fails, the previous
@@ -320,7 +337,7 @@ def write_tlc(path, codes, *, sample_rate: int, codebook_size: int, hop_length: 
     """
     path = Path(path)
     data = pack(codes, sample_rate=sample_rate, codebook_size=codebook_size, hop_length=hop_length,
-                num_samples=num_samples)
+                num_samples=num_samples, envelope_stages=envelope_stages)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:

@@ -145,7 +145,8 @@ def cmd_encode(args):
     wav = read_audio(args.input, model.sample_rate)
     codes = model.encode(wav, model.sample_rate, kbps=args.kbps)
     bitstream.write_tlc(args.output, codes, sample_rate=model.sample_rate, codebook_size=model.config.codebook_size,
-                        hop_length=model.config.hop_length, num_samples=len(wav))
+                        hop_length=model.config.hop_length, num_samples=len(wav),
+                        envelope_stages=model.codec.envelope_stages(codes.shape[0]))
     size = Path(args.output).stat().st_size
     print(f"{args.input}: {len(wav) / model.sample_rate:.2f} s -> {args.output}: {size} bytes "
           f"({size * 8 / (len(wav) / model.sample_rate) / 1000:.2f} kbps with header)")
@@ -170,6 +171,10 @@ def cmd_decode(args):
             (model.sample_rate, model.config.codebook_size, model.config.hop_length):
         raise BitstreamError(f"{args.input} was made by a codec with another sample rate, codebook size or hop "
                              f"length than {model.source}")
+    theirs, ours = stream.envelope_stages, model.codec.envelope_stages(stream.n_q)
+    if theirs != ours:
+        raise BitstreamError(f"{args.input} carries {theirs} envelope codebooks of its {stream.n_q}, but {model.source} "
+                             f"reads {ours} at that rate (telucodec.envelope): decode it with the model that encoded it")
     wav = model.decode(stream.codes, stream.num_samples)
     write_audio(args.output, wav, model.sample_rate)
     print(f"{args.input} -> {args.output}: {len(wav) / model.sample_rate:.2f} s at {model.sample_rate} Hz")
@@ -182,7 +187,8 @@ def _fit_envelope_parser(sub):
                    "codebooks it already has are replaced")
     p.add_argument("--data_dir", default=None, help="folder of speech the codec trained on (its training split is used)")
     p.add_argument("--no_corpus", action="store_true", help="do not add the embedded corpus's training split")
-    p.add_argument("--val_fraction", type=float, default=0.25, help="fraction of each folder's files held out")
+    p.add_argument("--val_fraction", type=float, default=0.25, help="fraction of each folder's files held out: the value the codec trained with, so that the codebooks "
+                   "never see its validation files (the shipped model's 0.25; train's default is 0.1)")
     p.add_argument("--seed", type=int, default=0)
     return p
 

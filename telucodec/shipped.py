@@ -3,8 +3,11 @@
 The model under results/pretrained/ was trained with the working recipe (telucodec.recipes) on the embedded
 eSpeak NG corpus (12 minutes) plus a folder of real Telugu speech, both split by file with
 SHIPPED_VAL_FRACTION of the files held out, in two phases: 4800 steps, then 1500 more from those weights with a
-fresh optimizer (the reconstruction-only control of notebook 14, which beat its adversarial twin). 59 minutes of
-training on one CPU thread in all. Its quality is always measured on held-out files only.
+fresh optimizer (the reconstruction-only control of notebook 16, which beat its adversarial twin). 59 minutes of
+training on one CPU thread in all. Envelope codebooks (telucodec.envelope) were then fitted on the same training
+split in under a minute (SHIPPED_ENVELOPE_COMMAND); they change no weight of the codec, and
+telucodec.envelope.without_envelope(telucodec.load()) is the codec as trained. Its quality is always measured on
+held-out files only.
 """
 from __future__ import annotations
 
@@ -16,7 +19,9 @@ SHIPPED_VAL_FRACTION = 0.25
 SHIPPED_STEPS = 4800 + 1500
 SHIPPED_COMMAND = ("OMP_NUM_THREADS=1 python -m telucodec train --recipe working --preset cpu "
                    "--extra_data_dir <telugu-cv-dev> --val_fraction 0.25 --steps 4800 --keep_every 500 "
-                   "--checkpoint_dir checkpoints --experiment_name shipped --resume")   # phase 1 (phase 2: notebook 14)
+                   "--checkpoint_dir checkpoints --experiment_name shipped --resume")   # phase 1 (phase 2: notebook 16)
+SHIPPED_ENVELOPE_COMMAND = ("python -m telucodec fit-envelope results/pretrained/telucodec.safetensors "
+                            "--data_dir <telugu-cv-dev> --val_fraction 0.25")      # scripts/ship_envelope.sh
 
 
 def data_spec():

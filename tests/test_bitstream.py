@@ -47,6 +47,19 @@ def test_round_trip(K, n_q):
     assert len(data) == bs.file_size(n_q, 13, K) == bs.OVERHEAD_BYTES + -(-n_q * 13 * int(np.log2(K)) // 8)
 
 
+def test_envelope_stages_travel_in_the_flags_byte_and_default_to_the_old_bytes():
+    codes, plain = make(n_q=12, frames=10)
+    assert unpack(plain).envelope_stages == 0 and plain[7] == 0
+    ns = 10 * HOP - 7
+    data = pack(codes, sample_rate=SR, codebook_size=1024, hop_length=HOP, num_samples=ns, envelope_stages=3)
+    assert data[7] == 3 and data[8:-4] == plain[8:-4]
+    stream = unpack(data)
+    assert stream.envelope_stages == 3 and np.array_equal(stream.codes, codes)
+    for bad in (12, 16, -1):
+        with pytest.raises(BitstreamError, match="envelope_stages"):
+            pack(codes, sample_rate=SR, codebook_size=1024, hop_length=HOP, num_samples=ns, envelope_stages=bad)
+
+
 def test_extreme_codes_and_empty_stream():
     for K in (2, 1024, 65536):
         codes = np.array([[0, K - 1, 0], [K - 1, K - 1, 0]])
@@ -185,7 +198,8 @@ def test_wrong_magic_and_version():
     (5, "B", 33, "n_q"),
     (6, "B", 0, "bits per code"),
     (6, "B", 17, "bits per code"),
-    (7, "B", 1, "reserved"),
+    (7, "B", 0x10, "reserved"),
+    (7, "B", 4, "4 envelope stages of 4 codes"),
     (14, "H", 5, "reserved"),
     (8, "I", 0, "sample rate"),
     (12, "H", 0, "hop length"),

@@ -129,3 +129,30 @@ def test_fit_envelope_command_adds_codebooks_keeps_the_training_record_and_refus
         sf.write(speech / f"clip{seed}.wav", _speechlike(5.0, seed), SR)
     assert main(args) == 2
     assert "cannot fit 1024-code codebooks" in capsys.readouterr().err.splitlines()[-1]
+
+
+def test_a_tlc_file_names_its_envelope_codebooks_and_a_decoder_that_reads_them_otherwise_refuses_it(tmp_path, capsys):
+    import soundfile as sf
+    from telucodec.bitstream import read_tlc
+    from telucodec.cli import main
+    from telucodec.envelope import without_envelope
+    from telucodec.inference import export_safetensors
+    torch.manual_seed(0)
+    plain = Codec(PRESETS["ci"].codec, Fixes.all()).eval()
+    enveloped = Codec(replace(plain.config, envelope_split=((6, 2), (12, 3))), plain.fixes)
+    enveloped.load_state_dict(plain.state_dict(), strict=False)          # random envelope codebooks will do
+    export_safetensors(enveloped, tmp_path / "env.safetensors")
+    export_safetensors(without_envelope(telucodec.CodecModel(enveloped)), tmp_path / "plain.safetensors")
+    sf.write(tmp_path / "x.wav", _speechlike(1.0, 3), SR)
+    for kbps, k in (("6", 3), ("3", 2), ("1.5", 0)):
+        out = tmp_path / f"x{kbps}.tlc"
+        assert main(["encode", str(tmp_path / "x.wav"), str(out), "--kbps", kbps,
+                     "--checkpoint", str(tmp_path / "env.safetensors")]) == 0
+        assert read_tlc(out).envelope_stages == k
+    capsys.readouterr()
+    assert main(["decode", str(tmp_path / "x6.tlc"), str(tmp_path / "y.wav"),
+                 "--checkpoint", str(tmp_path / "plain.safetensors")]) == 2
+    assert "carries 3 envelope codebooks of its 12" in capsys.readouterr().err
+    for name in ("x6", "x1.5"):                       # the encoder's own model, and a rate without envelope codes
+        assert main(["decode", str(tmp_path / f"{name}.tlc"), str(tmp_path / "y.wav"),
+                     "--checkpoint", str(tmp_path / f"{'env' if name == 'x6' else 'plain'}.safetensors")]) == 0

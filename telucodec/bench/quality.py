@@ -137,7 +137,8 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
                 n_model = int(round(len(wav) * model.sample_rate / SR))
                 blob = bitstream.pack(codes, sample_rate=model.sample_rate,
                                       codebook_size=model.codec.config.codebook_size,
-                                      hop_length=model.codec.hop_length, num_samples=n_model)
+                                      hop_length=model.codec.hop_length, num_samples=n_model,
+                                      envelope_stages=model.codec.envelope_stages(codes.shape[0]))
                 est = model.decode(codes, num_samples=n_model)
                 if model.sample_rate != SR:
                     est = B.resample(est, model.sample_rate, SR)[: len(wav)]
