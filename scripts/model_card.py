@@ -96,7 +96,10 @@ def main(folder):
           "1024 codes, mirrored decoder) at 50 frames/s: 1.5, 3 and 6 kbit/s (3, 6 or 12 codebooks)."]
     env = (train or {}).get("envelope")
     if env:
-        L[-1] += (" At 3 and 6 kbit/s the last " + " and ".join(f"{k} of the {n}" for n, k in env["split"]) +
+        rates = [f"{n / 2:g}" for n, _ in env["split"]]
+        parts = [f"{k} of the {n}" for n, k in env["split"]]
+        both = lambda xs: ", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else xs[0]   # noqa: E731
+        L[-1] += (f" At {both(rates)} kbit/s the last {both(parts)}" +
                   " codebooks are envelope codebooks (`telucodec.envelope`): they code the 21 mel-band levels above "
                   "1 kHz of each 20 ms frame, which the decoder's output is then given; the codec's own stages are "
                   "the rest. `telucodec.envelope.without_envelope(telucodec.load())` is the codec without them.")

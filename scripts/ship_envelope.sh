@@ -11,7 +11,7 @@ DEV=${1:?folder of real speech the codec trained on}; OUT=results/pretrained; CO
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 SRC=$(mktemp --suffix .safetensors); cp "$CODEC" "$SRC"      # the output may be the input
 python -m telucodec fit-envelope "$OUT/telucodec.safetensors" --checkpoint "$SRC" --data_dir "$DEV" \
-    --val_fraction 0.25 | tee "$OUT/fit_envelope.log"
+    --val_fraction 0.25 | sed "s#$SRC#$CODEC as it was#" | tee "$OUT/fit_envelope.log"
 rm "$SRC"
 python - "$OUT" <<'PY'
 import json, sys

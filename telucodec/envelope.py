@@ -14,7 +14,7 @@ waveform's STFT so that each of those bands has the decoded level, keeping its o
     out = istft(stft(decoder(codec codes)) * gain),  gain per band = sqrt(decoded energy / the decoder's energy)
 
 `CodecConfig.envelope_split` says how many of the n_q codebooks go to the envelope at each bitrate (for example
-((6, 2), (12, 3)): 2 of 6 at 3 kbps, 3 of 12 at 6 kbps, none at 1.5 kbps). The codebooks are fitted after
+((3, 1), (6, 2), (12, 3)): 1 of 3 at 1.5 kbps, 2 of 6 at 3 kbps, 3 of 12 at 6 kbps). The codebooks are fitted after
 training (`fit_codebooks`, about a minute) on the training split's envelopes; the codec's weights are not changed.
 """
 from __future__ import annotations
@@ -129,7 +129,7 @@ class EnvelopeCoder(nn.Module):
         return {"vectors": int(sum(len(v) for v in vectors)), "rms_residual_nats": report}
 
 
-DEFAULT_SPLIT = ((6, 2), (12, 3))     # 3 kbps: 4 codec + 2 envelope codebooks; 6 kbps: 9 + 3; 1.5 kbps: 3 + 0
+DEFAULT_SPLIT = ((3, 1), (6, 2), (12, 3))   # 1.5 kbps: 2 codec + 1 envelope codebook; 3 kbps: 4 + 2; 6 kbps: 9 + 3
 
 
 def with_envelope(model, clips, split: tuple = DEFAULT_SPLIT, seed: int = 0):

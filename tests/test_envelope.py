@@ -63,7 +63,7 @@ def test_a_codec_with_envelope_codebooks_splits_its_codes_decodes_them_as_its_fo
     clips = [_speechlike(30.0, seed) for seed in range(2)]
     model, report = with_envelope(base, clips)
     codec = model.codec
-    assert report["split"] == [[6, 2], [12, 3]] and codec.envelope_stages(12) == 3
+    assert report["split"] == [[3, 1], [6, 2], [12, 3]] and [codec.envelope_stages(n) for n in (3, 6, 12)] == [1, 2, 3]
     x = _speechlike(1.0, 7)
     codes = model.encode(x, SR, 6.0)
     assert codes.shape[0] == 12
@@ -72,10 +72,15 @@ def test_a_codec_with_envelope_codebooks_splits_its_codes_decodes_them_as_its_fo
     with torch.no_grad():
         forward = codec(torch.from_numpy(x)[None, None], n_q=12)["wav"][0, 0].numpy()
     assert np.allclose(y, forward, atol=1e-5) and not np.allclose(y, base.decode(codes[:9], len(x)), atol=1e-3)
-    assert np.allclose(model.decode(model.encode(x, SR, 1.5), len(x)), base.decode(base.encode(x, SR, 1.5), len(x)), atol=1e-6)
+    low = model.encode(x, SR, 1.5)                                       # 2 codec + 1 envelope codebook
+    assert low.shape[0] == 3 and np.array_equal(low[:2], base.encode(x, SR, 1.5)[:2])
+    two_rates, _ = with_envelope(base, clips, split=((6, 2), (12, 3)))   # a split without 1.5 kbps leaves it alone
+    assert np.allclose(two_rates.decode(two_rates.encode(x, SR, 1.5), len(x)),
+                       base.decode(base.encode(x, SR, 1.5), len(x)), atol=1e-6)
+    assert torch.equal(two_rates.codec.envelope.codebooks[:2], codec.envelope.codebooks[:2])   # stage by stage: shared
     export_safetensors(model, tmp_path / "env.safetensors", {})
     again = load(tmp_path / "env.safetensors")
-    assert again.config.envelope_split == ((6, 2), (12, 3))
+    assert again.config.envelope_split == ((3, 1), (6, 2), (12, 3))
     assert np.allclose(again.decode(again.encode(x, SR, 6.0), len(x)), y, atol=1e-6)
     with pytest.raises(ValueError, match="already carries"):
         with_envelope(model, clips)
@@ -115,7 +120,7 @@ def test_fit_envelope_command_adds_codebooks_keeps_the_training_record_and_refus
     assert main(args) == 0
     assert "fitted on 3 clips (18000 envelope vectors" in capsys.readouterr().out
     model = load(out)
-    assert model.config.envelope_split == ((6, 2), (12, 3))
+    assert model.config.envelope_split == ((3, 1), (6, 2), (12, 3))
     _, meta = load_weights_safetensors(out)
     assert meta["recipe"] == "working" and meta["steps"] == "7" and '"vectors": 18000' in meta["envelope_fit"]
     assert main(args[:1] + [str(tmp_path / "again.safetensors"), "--checkpoint", str(out)] + args[4:]) == 0
