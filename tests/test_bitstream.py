@@ -294,7 +294,8 @@ def _check(data: bytes):
     assert out.codes.shape == (out.n_q, out.num_frames) and out.codes.dtype == np.int64
     assert out.codes.size == 0 or (out.codes.min() >= 0 and out.codes.max() < out.codebook_size)
     again = pack(out.codes, sample_rate=out.sample_rate, codebook_size=out.codebook_size,
-                 hop_length=out.hop_length, num_samples=out.num_samples)
+                 hop_length=out.hop_length, num_samples=out.num_samples,
+                 envelope_stages=out.envelope_stages)
     assert again == data  # accepted streams are canonical
     return out
 
