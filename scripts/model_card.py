@@ -71,11 +71,11 @@ def _paired_table(q, ours, theirs, tuning=True):
                                    (f"the {n - TUNING_CLIPS} untouched clips", TUNING_CLIPS, None)] if tuning else [])
     L = ["| clips | " + " | ".join(f"{label}: ours − theirs [95 % CI], wins" for _, label, _ in FOUR) + " |",
          "|---|" + "---:|" * len(FOUR)]
-    for name, a, b in parts:
-        cells = _paired(q, ours, theirs, a, b)
+    measured = {name: _paired(q, ours, theirs, a, b) for name, a, b in parts}
+    for name, cells in measured.items():
         L.append(f"| {name} | " + " | ".join(f"{m:+.3g} [{lo:+.3g}, {hi:+.3g}], {w}/{k}"
                                             for m, lo, hi, w, k in cells.values()) + " |")
-    cells = _paired(q, ours, theirs)
+    cells = measured["all"]
     better = [label for label, (m, lo, hi, w, k) in cells.items() if lo > 0]
     worse = [label for label, (m, lo, hi, w, k) in cells.items() if hi < 0]
     tie = [label for label in cells if label not in better + worse]

@@ -22,10 +22,9 @@ with safe_open(str(out / "telucodec.safetensors"), "pt") as f:
     fit = json.loads(f.metadata()["envelope_fit"])
 info = json.loads((out / "training.json").read_text())
 from telucodec.bench.common import machine_info
+from telucodec.shipped import SHIPPED_ENVELOPE_COMMAND
 m = machine_info()
-info["envelope"] = {**fit, "command": "python -m telucodec fit-envelope results/pretrained/telucodec.safetensors "
-                    "--data_dir <telugu-cv-dev> --val_fraction 0.25",
-                    "threads": 1, "machine": f"{m['cpu']}, {m['logical_cpus']} logical CPUs"}
+info["envelope"] = {**fit, "command": SHIPPED_ENVELOPE_COMMAND, "threads": 1, "machine": f"{m['cpu']}, {m['logical_cpus']} logical CPUs"}
 (out / "training.json").write_text(json.dumps(info, indent=1))
 PY
 CK="$OUT/telucodec.safetensors"
@@ -36,4 +35,4 @@ python -m telucodec bench quality --checkpoint "$CK" --split val --val_fraction 
 wait
 python -m telucodec bench speed --checkpoint "$CK" --devices cpu-1,cpu-all --out "$OUT/speed" > "$OUT/speed.log" 2>&1
 python scripts/model_card.py "$OUT"
-python scripts/listening_samples.py --data_dir ../shared/data/telugu-cv-dev --out results/pretrained/listening
+python scripts/listening_samples.py --data_dir "$DEV" --out "$OUT/listening"

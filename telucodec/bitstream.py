@@ -46,7 +46,10 @@ Consistency rules checked when reading
   fails at once;
 * the CRC matches (CRC-32 detects every single-bit and every burst error up to 32 bits);
 * ``n_q`` in 1..32, ``bits`` in 1..16, reserved fields zero, padding bits zero;
-* the envelope stage count is below ``n_q``.
+* the envelope stage count is below ``n_q``;
+* frames and samples agree: ``|num_frames * hop_length - num_samples| < hop_length``.  The
+  decoder produces ``num_frames * hop_length`` samples and the result is trimmed (or, when the
+  encoder dropped a partial last frame, zero-padded) to ``num_samples``.
 
 Envelope stages
 ---------------
@@ -55,9 +58,6 @@ codes per frame on the spectral envelope.  ``k`` (0..15) is stored in the flags 
 decoder whose codec would read those codes differently (a codec without envelope codebooks, or
 with another split) refuses the file instead of decoding noise.  Files with ``k = 0`` are the
 same bytes as before envelope codebooks existed.
-* frames and samples agree: ``|num_frames * hop_length - num_samples| < hop_length``.  The
-  decoder produces ``num_frames * hop_length`` samples and the result is trimmed (or, when the
-  encoder dropped a partial last frame, zero-padded) to ``num_samples``.
 
 Bitrate
 -------

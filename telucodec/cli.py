@@ -205,9 +205,9 @@ def cmd_fit_envelope(args):
         raise _Usage("nothing to fit on: give --data_dir, or drop --no_corpus")
     if not 0 < args.val_fraction < 1:
         raise _Usage(f"--val_fraction must be between 0 and 1, got {args.val_fraction}")
-    model = without_envelope(load(args.checkpoint))
-    spec = data_spec()
-    spec.val_fraction = args.val_fraction
+    loaded = load(args.checkpoint)
+    model = without_envelope(loaded)
+    spec = data_spec(args.val_fraction)
     clips = ([] if args.no_corpus else list(load_dataset(None, spec, "train"))) + \
         (list(load_dataset(args.data_dir, spec, "train")) if args.data_dir else [])
     t0 = time.perf_counter()
@@ -217,13 +217,7 @@ def cmd_fit_envelope(args):
         raise _Usage(str(exc)) from None
     report["fit_seconds"] = round(time.perf_counter() - t0, 1)
     # keep what the codec's own export recorded (recipe, command, steps); its config and checksum are rewritten
-    carried = {}
-    if args.checkpoint is None or str(args.checkpoint).endswith(".safetensors"):
-        from .checkpoint import load_weights_safetensors
-        from .inference import PRETRAINED
-        _, meta = load_weights_safetensors(args.checkpoint or PRETRAINED)
-        carried = {k: v for k, v in meta.items() if k not in ("codec_config", "fixes", "telucodec_sha256",
-                                                              "envelope_fit")}
+    carried = {k: v for k, v in loaded.metadata.items() if k not in ("telucodec_sha256", "envelope_fit")}
     export_safetensors(enveloped, args.output, {**carried, "envelope_fit": json.dumps(report)})
     print(f"{model.source} + envelope codebooks fitted on {len(clips)} clips ({report['vectors']} envelope vectors: every 20 ms frame at 3 loudness levels) in "
           f"{report['fit_seconds']:.0f} s -> {args.output}")

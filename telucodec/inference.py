@@ -22,6 +22,7 @@ class CodecModel:
     def __init__(self, codec: Codec, device: str = "cpu", source: str = ""):
         self.codec = codec.fold_weight_norm().to(device).eval()     # inference needs no reparametrisation
         self.device, self.source = device, source
+        self.metadata: dict = {}      # what a .safetensors export recorded beside the weights (recipe, command, ...)
 
     @property
     def sample_rate(self) -> int:
@@ -103,7 +104,10 @@ def load(path=None, device: str = "cpu") -> CodecModel:
         codec.load_state_dict(state["model"])
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a TeluCodec checkpoint ({type(exc).__name__})") from None
-    return CodecModel(codec, device, source=str(path))
+    model = CodecModel(codec, device, source=str(path))
+    if path.suffix == ".safetensors":
+        model.metadata = {k: v for k, v in meta.items() if k not in ("codec_config", "fixes")}
+    return model
 
 
 def export_safetensors(model: CodecModel | Codec, path, extra: dict | None = None):

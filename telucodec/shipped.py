@@ -24,12 +24,13 @@ SHIPPED_ENVELOPE_COMMAND = ("python -m telucodec fit-envelope results/pretrained
                             "--data_dir <telugu-cv-dev> --val_fraction 0.25")      # scripts/ship_envelope.sh
 
 
-def data_spec():
-    """The data settings the shipped model was trained with (12-minute corpus, 25 % of files held out)."""
+def data_spec(val_fraction: float = SHIPPED_VAL_FRACTION):
+    """The data settings the shipped model was trained with (12-minute corpus, 25 % of files held out), or the
+    same with another `val_fraction`."""
     from .data import spec_for
     from .recipes import recipe
     r = recipe("working", SHIPPED_PRESET)
-    return spec_for(r.codec, replace(r.train, val_fraction=SHIPPED_VAL_FRACTION))
+    return spec_for(r.codec, replace(r.train, val_fraction=val_fraction))
 
 
 def clips(split: str, extra_data_dir=None, corpus: bool = True) -> list:
