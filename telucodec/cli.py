@@ -8,16 +8,19 @@ import warnings
 from dataclasses import replace
 from pathlib import Path
 
+from .config import PRESETS
+
 
 def _train_parser(sub):
     p = sub.add_parser("train", help="train a codec (the story's command line works unchanged)")
     p.add_argument("--data_dir", default=None, help="folder tree of wav/flac/ogg/mp3 (default: embedded corpus)")
     p.add_argument("--checkpoint_dir", default="checkpoints")
     p.add_argument("--experiment_name", default="telucodec")
-    p.add_argument("--preset", default=None, choices=["ci", "cpu", "cpu-deep", "small", "full"],
+    p.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="model size (default: ci; cpu with --recipe working)")
-    p.add_argument("--fixes", default="all", help="all, none, a comma list of fix names, or all-<name>")
-    p.add_argument("--recipe", default="story", choices=["story", "working", "adversarial"],
+    p.add_argument("--fixes", default=None, help="all, none, a comma list of fix names, or all-<name> (default: all; "
+                   "the voices recipe: its own quantizer hygiene, telucodec.recipes.VOICES_FIXES)")
+    p.add_argument("--recipe", default="story", choices=["story", "working", "adversarial", "voices"],
                    help="story: the book's codec with --fixes; working: the recipe that learns; adversarial: "
                         "working plus discriminators (telucodec.recipes)")
     p.add_argument("--init_from", default=None, help="start from a trained codec's weights (.pt, .safetensors or "
@@ -33,6 +36,9 @@ def _train_parser(sub):
     p.add_argument("--with", dest="with_", default="", help="comma list of ingredients to turn on as well")
     p.add_argument("--extra_data_dir", default=None, help="a second folder of speech added to --data_dir "
                    "(or to the embedded corpus), split by file the same way")
+    p.add_argument("--data_list", default=None, help="a speaker list (results/speakers/lists.tsv): train on its "
+                   "'train' clips, validate on its 'tune' speakers (paths relative to --data_root)")
+    p.add_argument("--data_root", default=None, help="the folder the --data_list paths are relative to")
     p.add_argument("--val_fraction", type=float, help="fraction of files held out for validation")
     p.add_argument("--keep_every", type=int, help="keep a weights snapshot every N steps (quality curves)")
     p.add_argument("--batch_size", type=int)
@@ -50,16 +56,35 @@ def _train_parser(sub):
     return p
 
 
+def _listed_clips(args, sample_rate: int):
+    """(train, validation) clips from a speaker list (telucodec.speakers): the "train" list, and the first
+    clip of each "tune" speaker for the per-epoch diagnostics; plus --extra_data_dir's folder if given."""
+    import warnings
+    from .speakers import load_list, read_list
+    if not args.data_root:
+        raise _Usage("--data_list needs --data_root, the folder its paths are relative to")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        train = [w for _, w in load_list(read_list(args.data_list, "train"), args.data_root, sample_rate)]
+        tune, seen = [], set()
+        for u in read_list(args.data_list, "tune"):
+            if (u.corpus, u.speaker) not in seen:
+                seen.add((u.corpus, u.speaker))
+                tune.append(u)
+        val = [w for _, w in load_list(tune, args.data_root, sample_rate)] if tune else train[:8]
+    return train, val
+
+
 def cmd_train(args):
     import torch
     from .fixes import Fixes
     from .recipes import recipe
     from .train import fit
-    args.preset = args.preset or ("ci" if args.recipe == "story" else "cpu")
+    args.preset = args.preset or {"story": "ci", "voices": "voices"}.get(args.recipe, "cpu")
     without = tuple(w.strip() for w in args.without.split(",") if w.strip())
     with_ = tuple(w.strip() for w in args.with_.split(",") if w.strip())
     try:
-        fixes = Fixes.parse(args.fixes)
+        fixes = Fixes.parse(args.fixes) if args.fixes else (None if args.recipe == "voices" else Fixes.all())
         r = recipe(args.recipe, args.preset, without, fixes, with_)
     except ValueError as exc:
         raise _Usage(str(exc)) from None
@@ -114,7 +139,9 @@ def cmd_train(args):
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise _Usage("--device cuda was asked for but no CUDA GPU is available")
     clips = None
-    if args.extra_data_dir:
+    if args.data_list:
+        clips = _listed_clips(args, r.codec.sample_rate)
+    elif args.extra_data_dir:
         from .data import load_dataset, spec_for
         spec = spec_for(r.codec, tcfg)
         clips = tuple(list(load_dataset(args.data_dir, spec, split)) + list(load_dataset(args.extra_data_dir, spec,
@@ -187,6 +214,9 @@ def _fit_envelope_parser(sub):
                    "codebooks it already has are replaced")
     p.add_argument("--data_dir", default=None, help="folder of speech the codec trained on (its training split is used)")
     p.add_argument("--no_corpus", action="store_true", help="do not add the embedded corpus's training split")
+    p.add_argument("--data_list", default=None, help="a speaker list (results/speakers/lists.tsv): train on its "
+                   "'train' clips, validate on its 'tune' speakers (paths relative to --data_root)")
+    p.add_argument("--data_root", default=None, help="the folder the --data_list paths are relative to")
     p.add_argument("--val_fraction", type=float, default=0.25, help="fraction of each folder's files held out: the value the codec trained with, so that the codebooks "
                    "never see its validation files (the shipped model's 0.25; train's default is 0.1)")
     p.add_argument("--seed", type=int, default=0)

@@ -43,6 +43,14 @@ class CodecConfig(_Dict):
     istft_blocks: int = 0                # 0: the decoder ends in a conv to the waveform (the story's). k > 0: it
                                          # keeps its first k upsampling blocks, then predicts a log magnitude and a
                                          # phase per STFT bin and frame, and an inverse STFT makes the waveform
+    head: str = "conv"                   # "conv": transposed convolutions to the waveform (the story's decoder);
+                                         # "vocos": ConvNeXt blocks at the frame rate and an inverse STFT
+                                         # (telucodec.backbone): capacity where it is cheap
+    head_dim: int = 256                  # width of the vocos head's blocks
+    head_layers: int = 8                 # ConvNeXt blocks in the vocos head
+    head_upsample: int = 2               # STFT frames per codec frame (STFT hop = hop_length / this, window 4x)
+    encoder_layers: int = 0              # > 0: the encoder ends in this many ConvNeXt blocks at the frame rate
+    encoder_dim: int = 256               # ...of this width
     postfilter_bands: int = 0            # > 0: the envelope post-filter (telucodec.postfilter) re-shapes the
                                          # decoder's output to an envelope in this many mel bands predicted from
                                          # the codes, trained by its own loss
@@ -58,6 +66,10 @@ class CodecConfig(_Dict):
         object.__setattr__(self, "envelope_split", split)            # JSON gives lists back: one form
         if any(len(pair) != 2 or not 0 <= pair[1] < pair[0] <= self.n_q for pair in split):
             raise ValueError("envelope_split must be (n_q, e) pairs with 0 <= e < n_q <= the codec's n_q")
+        if self.head not in ("conv", "vocos"):
+            raise ValueError(f"head must be 'conv' or 'vocos', not {self.head!r}")
+        if self.head == "vocos" and self.istft_blocks:
+            raise ValueError("istft_blocks belongs to the conv head; the vocos head has its own inverse STFT")
         if self.postfilter_bands < 0:
             raise ValueError("postfilter_bands must be >= 0 (0: no envelope post-filter)")
         if not 0 <= self.istft_blocks < len(self.strides):
@@ -175,6 +187,15 @@ PRESETS = {
         TrainConfig(batch_size=8, segment_seconds=1.0, corpus_minutes=12.0, checkpoint_every=250, eval_clips=8),
         "0.83M parameters (0.44M convolution, 0.39M codebooks); measured on one AMD EPYC thread: 2.4 to 3.2 "
         "working-recipe steps/s (batch 8 x 1 s, beside another training run), encode+decode about 140x real time (cpu: 110x there)",
+    ),
+    # The codec for voices it never heard (the "voices" recipe): the cpu-deep preset's strided encoder, ending in
+    # four ConvNeXt blocks at the frame rate, and a Vocos-style decoder (eight ConvNeXt blocks, inverse STFT).
+    "voices": Preset(
+        CodecConfig(channels=8, strides=(2, 4, 5, 8), dilations=(1,), latent_dim=32, head="vocos", head_dim=256,
+                    head_layers=8, head_upsample=2, encoder_layers=4, encoder_dim=256),
+        TrainConfig(batch_size=8, segment_seconds=1.0, corpus_minutes=12.0, checkpoint_every=250, eval_clips=8,
+                    val_fraction=0.02),
+        "the codec for unseen voices: frame-rate ConvNeXt encoder tail and Vocos-style decoder (results/voices)",
     ),
     # The GPU model.
     "full": Preset(

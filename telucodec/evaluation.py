@@ -60,6 +60,7 @@ def mean_table(rows: list) -> dict:
 
 
 HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "visqol": True, "si_snr_db": True, "snr_db": True,
+                    "dnsmos_ovrl": True, "mel_distance_4k": False,
                     "mel_distance": False}
 
 

@@ -52,7 +52,11 @@ class Encoder(nn.Sequential):
         for s in cfg.strides:
             layers.append(EncoderBlock(ch, s, cfg.dilations))
             ch *= 2
-        layers += [nn.ELU(), nn.Conv1d(ch, cfg.latent_dim, 3, padding=1)]
+        if cfg.encoder_layers:                    # capacity at the frame rate (telucodec.backbone)
+            from .backbone import FrameBackbone
+            layers += [FrameBackbone(ch, cfg.encoder_dim, cfg.encoder_layers), nn.Conv1d(cfg.encoder_dim, cfg.latent_dim, 1)]
+        else:
+            layers += [nn.ELU(), nn.Conv1d(ch, cfg.latent_dim, 3, padding=1)]
         super().__init__(*layers)
 
 
@@ -66,6 +70,15 @@ class Decoder(nn.Module):
 
     def __init__(self, cfg: CodecConfig, fixes: Fixes):
         super().__init__()
+        self.vocos = cfg.head == "vocos"
+        if self.vocos:                            # ConvNeXt blocks at the frame rate, then an inverse STFT
+            from .backbone import FrameBackbone, ISTFTHead
+            self.istft = False
+            self.body = nn.Sequential(FrameBackbone(cfg.latent_dim, cfg.head_dim, cfg.head_layers),
+                                      ISTFTHead(cfg.head_dim, cfg.hop_length, cfg.head_upsample))
+            self.output_scale = (nn.Parameter(torch.tensor(float(fixes.output_scale_init)))
+                                 if fixes.output_scale else None)
+            return
         ch = cfg.channels * 2 ** len(cfg.strides)
         layers = [nn.Conv1d(cfg.latent_dim, ch, 7, padding=3)]
         blocks = tuple(reversed(cfg.strides))[:cfg.istft_blocks or None]
@@ -94,7 +107,7 @@ class Decoder(nn.Module):
 
     def forward(self, latent):
         h = self.body(latent)
-        y = self._inverse_stft(h) if self.istft else torch.tanh(h)
+        y = h if self.vocos else self._inverse_stft(h) if self.istft else torch.tanh(h)
         return y * self.output_scale if self.output_scale is not None else y
 
 
@@ -103,7 +116,7 @@ def apply_weight_norm(module: nn.Module) -> nn.Module:
     reparametrisation SoundStream, EnCodec and DAC train with. It decouples a layer's scale from its direction."""
     from torch.nn.utils.parametrizations import weight_norm
     for child in list(module.modules()):
-        if isinstance(child, (nn.Conv1d, nn.ConvTranspose1d)):
+        if isinstance(child, (nn.Conv1d, nn.ConvTranspose1d)) and child.groups == 1:   # not ConvNeXt's depthwise
             weight_norm(child)
     return module
 

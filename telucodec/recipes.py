@@ -57,16 +57,26 @@ INGREDIENTS = {
     "low_band_waveform": ({}, {"waveform_lowpass_hz": 1000.0}),
     "istft_head": ({"istft_blocks": 1}, {}),
     "envelope_postfilter": ({"postfilter_bands": 32}, {}),
+    "level_augment": ({}, {"loudness_lufs": -23.0, "gain_jitter_db": 20.0}),
+    "vocos_head": ({"head": "vocos"}, {}),
 }
 
 # measured (chapters 14 and 15), not in a recipe: turn on with `with_` (`--with`)
-OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform", "istft_head", "envelope_postfilter")
+OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform", "istft_head", "envelope_postfilter",
+            "level_augment", "vocos_head")
 WORKING = tuple(i for i in INGREDIENTS if i not in ("adversarial", *OPTIONAL))
 RECIPES = {
     "story": (),                          # the codec as the story built it (with whichever fixes you pass)
     "working": WORKING,                   # every reconstruction ingredient on
     "adversarial": WORKING + ("adversarial",),   # and discriminators
+    # the codec for unseen voices: no pause-dominated floor, the waveform term only where phase is predictable,
+    # levels +-20 dB around -23 LUFS, frame-rate capacity (the "voices" preset)
+    "voices": tuple(i for i in WORKING if i != "loudness") + ("relative_floor", "low_band_waveform",
+                                                                "level_augment", "vocos_head"),
 }
+# quantizer hygiene for the voices recipe: EMA codebooks without the codebook loss (fix 1 is inert under EMA),
+# one straight-through estimator after the loop (gradient x 1 to the encoder, not x n_q), averaged VQ losses
+VOICES_FIXES = Fixes.all().with_(codebook_loss=False, per_step_ste=False, output_scale=False)
 
 
 @dataclass(frozen=True)
@@ -96,7 +106,7 @@ def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes 
     if "balancer" in on and "working_loss" not in on:
         raise ValueError("the balancer balances the working loss's terms: keep working_loss on")
     if fixes is None:
-        fixes = Fixes.none() if name == "story" else Fixes.all()
+        fixes = Fixes.none() if name == "story" else VOICES_FIXES if name == "voices" else Fixes.all()
     label = name if not without else f"{name}-" + "-".join(without)
     extra = [i for i in with_ if i not in RECIPES[name]]
     label = label if not extra else f"{label}+" + "+".join(extra)
