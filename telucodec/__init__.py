@@ -12,6 +12,7 @@ Module map (what each module owns; it may import only the modules listed after "
     recipes      the working recipe: named ingredients on top of a preset               uses config, fixes
     quantizer    VectorQuantizer, ResidualVQ (fixes 1, 2, 4), codebook usage            uses fixes
     model        encoder, decoder (fix 3), Codec, weight norm, k-means initialisation   uses config, fixes, quantizer
+    backbone     frame-rate ConvNeXt blocks and the inverse-STFT head (vocos_head)      uses nothing
     spectral     mel spectrograms, the story's log-mel loss, the mel distance metric    uses nothing
     losses       story loss (fixes 5-7), working loss (waveform, STFT, mel), Balancer   uses fixes, spectral
     metrics      SNR, SI-SNR, range ratio, mel distance, PESQ-WB, STOI, ViSQOL          uses spectral
@@ -23,11 +24,14 @@ Module map (what each module owns; it may import only the modules listed after "
     espeak       the ctypes binding to eSpeak NG                                        uses errors
     corpus       builds and caches the embedded corpus                                 uses audio_io, espeak, sentences
     data         folders of audio, split by file, spec_for                              uses audio_io, corpus
+    speakers     speaker-disjoint train/tune/test lists of a speech folder, cached     uses data, paths, errors
     checkpoint   atomic checkpoints with SHA-256 sidecars, safetensors                  uses errors
     train        fit(): the training loop (_Run holds its state)                        uses all of the above
     inference    CodecModel, load(), export_safetensors                                 uses model, checkpoint
-    bitstream    the .tlc file format                                                   uses errors
+    bitstream    the .tlc file format, written and read in blocks of frames            uses errors
+    streaming    any-length coding: chunks sized by the receptive field, stream I/O    uses audio_io, spectral, envelope
     baselines    Opus, AMR-NB, Codec2 round trips                                       uses errors
+    yardstick    unseen voices beside Opus at equal bits spent, levels, verdicts       uses metrics, speakers, baselines
     bench/       quality and speed benchmarks (common, quality, speed, cli)             uses the package
     shipped      the shipped model's data split and command; demo: `telucodec demo`     uses data, inference
     experiments  the GPU ablation run                                                   uses train, evaluation

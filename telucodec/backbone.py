@@ -33,12 +33,16 @@ class ConvNeXtBlock(nn.Module):
 
 
 class FrameBackbone(nn.Module):
-    """conv7 (in -> dim), layer norm, `layers` ConvNeXt blocks, layer norm: everything at the frame rate."""
+    """conv7 (in -> dim), layer norm (if `norm_in`), `layers` ConvNeXt blocks, layer norm: all at the frame rate.
 
-    def __init__(self, in_dim: int, dim: int, layers: int):
+    A decoder's backbone takes `norm_in=False`: a layer norm right after the embedding would make the decoder blind
+    to the scale of the quantized latent, and the commitment loss, which shrinks with that scale, could then shrink
+    the latent towards zero at no cost to reconstruction."""
+
+    def __init__(self, in_dim: int, dim: int, layers: int, norm_in: bool = True):
         super().__init__()
         self.embed = nn.Conv1d(in_dim, dim, 7, padding=3)
-        self.norm_in = nn.LayerNorm(dim, eps=1e-6)
+        self.norm_in = nn.LayerNorm(dim, eps=1e-6) if norm_in else nn.Identity()
         self.blocks = nn.ModuleList(ConvNeXtBlock(dim, layer_scale=1.0 / max(layers, 1)) for _ in range(layers))
         self.norm_out = nn.LayerNorm(dim, eps=1e-6)
 
@@ -91,7 +95,7 @@ class VocosDecoder(nn.Module):
 
     def __init__(self, latent_dim: int, dim: int, layers: int, hop_length: int, upsample: int = 2):
         super().__init__()
-        self.backbone = FrameBackbone(latent_dim, dim, layers)
+        self.backbone = FrameBackbone(latent_dim, dim, layers, norm_in=False)
         self.head = ISTFTHead(dim, hop_length, upsample)
 
     def forward(self, latent):

@@ -59,6 +59,20 @@ decoder whose codec would read those codes differently (a codec without envelope
 with another split) refuses the file instead of decoding noise.  Files with ``k = 0`` are the
 same bytes as before envelope codebooks existed.
 
+Streaming
+---------
+:class:`TlcWriter` writes a file frame by frame, as an encoder produces them: it writes the header with
+``num_samples``, ``num_frames`` and ``payload_length`` all ``0xFFFFFFFF`` (:data:`UNFINISHED`: not known yet),
+appends the packed frames, and when the stream ends seeks back, writes the real counts and appends the CRC. The
+finished file is byte for byte what :func:`pack` makes of the same codes (same format, version 1).
+
+:class:`TlcReader` reads a file block of frames by block of frames. A complete file is checked exactly as
+:func:`read_tlc` checks it (size, CRC, every field) before any frame is given out. A file that ends early (a
+stream cut off: a transfer or a writer that stopped, whose header may still say ``UNFINISHED``) is not an error
+there: it gives the whole frames that arrived, with a :class:`TruncatedStreamWarning` naming the file, since no
+CRC can vouch for them. One with no whole frame, or a damaged header, is still a :class:`BitstreamError`.
+:func:`read_tlc` and :func:`unpack` stay strict.
+
 Bitrate
 -------
 The payload costs ``n_q * bits * sample_rate / hop_length`` bits per second
@@ -69,6 +83,7 @@ from __future__ import annotations
 
 import os
 import struct
+import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +91,10 @@ from pathlib import Path
 import numpy as np
 
 from .errors import BitstreamError
+
+
+class TruncatedStreamWarning(UserWarning):
+    """A .tlc file ended early: the frames that arrived are decoded, unchecked by the CRC (message names the file)."""
 
 __all__ = [
     "MAGIC",
@@ -93,6 +112,10 @@ __all__ = [
     "bits_per_second",
     "payload_bytes",
     "file_size",
+    "UNFINISHED",
+    "TruncatedStreamWarning",
+    "TlcWriter",
+    "TlcReader",
 ]
 
 MAGIC = b"TLC1"
@@ -106,6 +129,7 @@ MAX_BITS = 16  # codebook size up to 65536
 MAX_SAMPLE_RATE = 1_000_000
 _U16 = 0xFFFF
 _U32 = 0xFFFFFFFF
+UNFINISHED = _U32  # num_samples, num_frames and payload_length while a TlcWriter's stream is still open
 
 assert HEADER_BYTES == 28
 
@@ -280,6 +304,29 @@ def _check_header(data: bytes, source: str):
     return fields
 
 
+def _check_fields(source: str, n_q: int, bits: int, flags: int, sr: int, hop: int, reserved: int, num_samples: int,
+                  frames: int, plen: int) -> None:
+    """The header's consistency rules (module docstring); BitstreamError naming `source` on the first broken."""
+    if flags & 0xF0 or reserved != 0:
+        raise BitstreamError(f"{source}: reserved header fields are not zero")
+    if not 1 <= n_q <= MAX_N_Q:
+        raise BitstreamError(f"{source}: n_q={n_q} out of range 1..{MAX_N_Q}")
+    if flags >= n_q:
+        raise BitstreamError(f"{source}: {flags} envelope stages of {n_q} codes per frame")
+    if not 1 <= bits <= MAX_BITS:
+        raise BitstreamError(f"{source}: {bits} bits per code out of range 1..{MAX_BITS}")
+    if not 1 <= sr <= MAX_SAMPLE_RATE:
+        raise BitstreamError(f"{source}: sample rate {sr} out of range")
+    if hop < 1:
+        raise BitstreamError(f"{source}: hop length is 0")
+    if not _frames_match(frames, num_samples, hop):
+        raise BitstreamError(f"{source}: {frames} frames of hop {hop} do not match {num_samples} samples")
+    count = n_q * frames  # Python int, cannot overflow
+    if (count * bits + 7) // 8 != plen:
+        raise BitstreamError(
+            f"{source}: payload is {plen} bytes but {n_q} x {frames} codes of {bits} bits need {(count * bits + 7) // 8}")
+
+
 def unpack(data: bytes, *, source: str = "bitstream") -> Bitstream:
     """Parse ``.tlc`` bytes.  ``source`` names the input in error messages.
 
@@ -300,24 +347,8 @@ def unpack(data: bytes, *, source: str = "bitstream") -> Bitstream:
     if zlib.crc32(data[:body_end]) != crc:
         raise BitstreamError(f"{source}: CRC mismatch, the file is corrupted")
     # Fields are covered by the CRC, so failures below mean a buggy or hostile writer.
-    if flags & 0xF0 or reserved != 0:
-        raise BitstreamError(f"{source}: reserved header fields are not zero")
-    if not 1 <= n_q <= MAX_N_Q:
-        raise BitstreamError(f"{source}: n_q={n_q} out of range 1..{MAX_N_Q}")
-    if flags >= n_q:
-        raise BitstreamError(f"{source}: {flags} envelope stages of {n_q} codes per frame")
-    if not 1 <= bits <= MAX_BITS:
-        raise BitstreamError(f"{source}: {bits} bits per code out of range 1..{MAX_BITS}")
-    if not 1 <= sr <= MAX_SAMPLE_RATE:
-        raise BitstreamError(f"{source}: sample rate {sr} out of range")
-    if hop < 1:
-        raise BitstreamError(f"{source}: hop length is 0")
-    if not _frames_match(frames, num_samples, hop):
-        raise BitstreamError(f"{source}: {frames} frames of hop {hop} do not match {num_samples} samples")
+    _check_fields(source, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen)
     count = n_q * frames  # Python int, cannot overflow
-    if (count * bits + 7) // 8 != plen:
-        raise BitstreamError(
-            f"{source}: payload is {plen} bytes but {n_q} x {frames} codes of {bits} bits need {(count * bits + 7) // 8}")
     try:
         flat = _unpack_bits(data[HEADER_BYTES:body_end], count, bits)
     except ValueError:
@@ -386,3 +417,268 @@ def _unlink_quietly(p: Path) -> None:
         os.unlink(p)
     except OSError:
         pass
+
+
+# ---------------------------------------------------------------------------------- streaming
+def _os_reason(e: OSError) -> str:
+    return e.strerror or str(e)
+
+
+class TlcWriter:
+    """Write a ``.tlc`` file frame by frame (see *Streaming* above), atomically: into a temporary file in the same
+    folder, renamed over ``path`` by :meth:`finish`; :meth:`abort` (or leaving a ``with`` block without
+    ``finish``) removes it. ``write(codes)`` takes ``(n_q, k)`` integer codes, any k."""
+
+    def __init__(self, path, *, n_q: int, sample_rate: int, codebook_size: int, hop_length: int,
+                 envelope_stages: int = 0):
+        self.path = Path(path)
+        self.bits = bits_per_code(codebook_size)
+        self.n_q = _field("n_q", n_q, 1, MAX_N_Q)
+        self.sample_rate = _field("sample_rate", sample_rate, 1, MAX_SAMPLE_RATE)
+        self.envelope_stages = _field("envelope_stages", envelope_stages, 0, min(15, self.n_q - 1))
+        self.hop_length = _field("hop_length", hop_length, 1, _U16)
+        self.codebook_size = 1 << self.bits
+        self.num_frames = 0
+        self._payload = 0
+        self._crc_payload = 0
+        self._group = 8 // np.gcd(8, self.n_q * self.bits)     # frames per whole number of bytes
+        self._pending = np.zeros((self.n_q, 0), np.int64)
+        self._done = False
+        self._tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
+        try:
+            self._f = open(self._tmp, "w+b")
+            self._f.write(self._header(UNFINISHED, UNFINISHED, UNFINISHED))
+        except OSError as e:
+            self._close_quietly()
+            raise BitstreamError(f"cannot write {self.path}: {_os_reason(e)}") from None
+
+    def _header(self, num_samples: int, frames: int, payload: int) -> bytes:
+        return _HEADER.pack(MAGIC, VERSION, self.n_q, self.bits, self.envelope_stages, self.sample_rate,
+                            self.hop_length, 0, num_samples, frames, payload)
+
+    def _emit(self, codes: np.ndarray) -> None:
+        data = _pack_bits(np.ascontiguousarray(codes.T).reshape(-1), self.bits)
+        try:
+            self._f.write(data)
+        except OSError as e:
+            self.abort()
+            raise BitstreamError(f"cannot write {self.path}: {_os_reason(e)}") from None
+        self._payload += len(data)
+
+    def write(self, codes) -> None:
+        """Append frames: ``codes`` of shape ``(n_q, k)``, integers in ``[0, codebook_size)``."""
+        if self._done:
+            raise BitstreamError(f"{self.path}: the stream is already finished")
+        if hasattr(codes, "detach"):
+            codes = codes.detach().cpu().numpy()
+        codes = np.asarray(codes)
+        if codes.ndim != 2 or codes.shape[0] != self.n_q:
+            self.abort()
+            raise BitstreamError(f"codes must have shape ({self.n_q}, frames), got shape {codes.shape}")
+        if not (np.issubdtype(codes.dtype, np.integer) or codes.dtype == np.bool_):
+            self.abort()
+            raise BitstreamError(f"codes must be integers, got dtype {codes.dtype}")
+        if not codes.shape[1]:
+            return
+        if int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size:
+            self.abort()
+            raise BitstreamError(f"codes must lie in [0, {self.codebook_size}), got range [{codes.min()}, {codes.max()}]")
+        if self.num_frames + codes.shape[1] > _U32 - 1:
+            self.abort()
+            raise BitstreamError(f"too many frames for the .tlc format: {self.num_frames + codes.shape[1]}")
+        self.num_frames += codes.shape[1]
+        pending = np.concatenate([self._pending, codes.astype(np.int64)], axis=1)
+        whole = pending.shape[1] // self._group * self._group
+        if whole:
+            self._emit(pending[:, :whole])
+        self._pending = pending[:, whole:]
+
+    def finish(self, num_samples: int) -> Path:
+        """End the stream: the original audio's length in samples; writes the counts and the CRC, fsyncs and
+        renames the file into place. Returns the path."""
+        if self._done:
+            raise BitstreamError(f"{self.path}: the stream is already finished")
+        try:
+            num_samples = _field("num_samples", num_samples, 0, _U32 - 1)
+            if not _frames_match(self.num_frames, num_samples, self.hop_length):
+                raise BitstreamError(
+                    f"{self.num_frames} frames of hop {self.hop_length} do not match {num_samples} samples "
+                    f"(need |frames*hop - samples| < hop)")
+            if self._pending.shape[1]:
+                self._emit(self._pending)
+                self._pending = self._pending[:, :0]
+            if self._payload > _U32 - 1:
+                raise BitstreamError(f"payload too large for the .tlc format: {self._payload} bytes")
+            header = self._header(num_samples, self.num_frames, self._payload)
+            f = self._f
+            f.seek(0)
+            f.write(header)
+            f.flush()
+            f.seek(0)
+            crc = 0
+            while True:                                        # the CRC covers the header, so read it all back
+                block = f.read(1 << 20)
+                if not block:
+                    break
+                crc = zlib.crc32(block, crc)
+            f.seek(0, os.SEEK_END)
+            f.write(_CRC.pack(crc))
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            os.replace(self._tmp, self.path)
+        except OSError as e:
+            self.abort()
+            raise BitstreamError(f"cannot write {self.path}: {_os_reason(e)}") from None
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return self.path
+
+    def _close_quietly(self) -> None:
+        f = getattr(self, "_f", None)
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
+
+    def abort(self) -> None:
+        """Give up: remove the temporary file (the target path is untouched)."""
+        if self._done:
+            return
+        self._done = True
+        self._close_quietly()
+        _unlink_quietly(self._tmp)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.abort()          # a no-op after finish()
+
+
+class TlcReader:
+    """Read a ``.tlc`` file in blocks of frames (see *Streaming* above).
+
+    Opening checks the header (and, for a complete file, its size, CRC and padding, as :func:`read_tlc` does);
+    :meth:`blocks` then gives ``(n_q, k)`` int64 code blocks. For a file that ends early, ``truncated`` is True,
+    ``num_frames`` counts the whole frames that arrived, ``num_samples`` is their length (or the declared length
+    when every frame arrived), and a :class:`TruncatedStreamWarning` naming the file was issued."""
+
+    def __init__(self, path):
+        self.path = path = Path(path)
+        source = str(path)
+        try:
+            with open(path, "rb") as f:
+                size = os.fstat(f.fileno()).st_size
+                head = f.read(HEADER_BYTES)
+                fields = _check_header(head, source)
+                _, _, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen = fields
+                unfinished = (num_samples, frames, plen) == (UNFINISHED, UNFINISHED, UNFINISHED)
+                expected = OVERHEAD_BYTES + plen
+                if not unfinished and size > expected:
+                    raise BitstreamError(f"{path}: {size - expected} trailing bytes after the end of the stream")
+                if unfinished:
+                    _check_fields(source, n_q, bits, flags, sr, hop, reserved, 0, 0, 0)
+                elif size < expected:
+                    _check_fields(source, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen)
+                else:                                          # complete: everything read_tlc checks
+                    crc = zlib.crc32(head)
+                    remaining = plen
+                    while remaining:
+                        block = f.read(min(remaining, 1 << 20))
+                        if not block:
+                            raise BitstreamError(f"{path}: truncated while reading")
+                        crc = zlib.crc32(block, crc)
+                        remaining -= len(block)
+                    (stored,) = _CRC.unpack(f.read(_CRC.size))
+                    if crc != stored:
+                        raise BitstreamError(f"{path}: CRC mismatch, the file is corrupted")
+                    _check_fields(source, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen)
+                    pad = plen * 8 - n_q * frames * bits
+                    if pad:
+                        f.seek(HEADER_BYTES + plen - 1)
+                        if f.read(1)[0] & ((1 << pad) - 1):
+                            raise BitstreamError(f"{path}: nonzero padding bits at the end of the payload")
+        except FileNotFoundError:
+            raise BitstreamError(f"no such file: {path}") from None
+        except IsADirectoryError:
+            raise BitstreamError(f"{path}: is a directory, not a .tlc file") from None
+        except OSError as e:
+            raise BitstreamError(f"cannot read {path}: {_os_reason(e)}") from None
+        self.n_q, self.bits, self.envelope_stages = n_q, bits, flags
+        self.codebook_size, self.sample_rate, self.hop_length = 1 << bits, sr, hop
+        self.declared_frames = None if unfinished else frames
+        self.declared_samples = None if unfinished else num_samples
+        complete = not unfinished and size >= expected
+        self.truncated = not complete
+        if complete:
+            self.num_frames, self.num_samples = frames, num_samples
+            return
+        arrived = max(0, size - HEADER_BYTES) * 8 // (n_q * bits)
+        if not unfinished:
+            arrived = min(arrived, frames)
+        if arrived == 0:
+            what = "its writer never finished it" if unfinished else f"header declares {expected}"
+            raise BitstreamError(f"{path}: truncated ({size} bytes, {what}): no whole frame arrived")
+        self.num_frames = arrived
+        self.num_samples = num_samples if not unfinished and arrived == frames else arrived * hop
+        if unfinished:
+            why = "its writer never finished it"
+            of = ""
+        else:
+            why = f"header declares {expected} bytes"
+            of = f" of {frames}"
+        warnings.warn(f"{path}: truncated ({size} bytes, {why}): decoding the {arrived}{of} frames that arrived "
+                      f"({self.num_samples / sr:.2f} s), unchecked by the CRC", TruncatedStreamWarning, stacklevel=2)
+
+    @property
+    def duration(self) -> float:
+        return self.num_samples / self.sample_rate
+
+    def blocks(self, frames: int = 4096):
+        """Yield the codes as ``(n_q, k)`` int64 arrays of at most `frames` frames each (a multiple of the frames
+        that fill a whole number of bytes)."""
+        group = 8 // int(np.gcd(8, self.n_q * self.bits))
+        per = max(group, int(frames) // group * group)
+        bits_per_frame = self.n_q * self.bits
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(HEADER_BYTES)
+                done = 0
+                while done < self.num_frames:
+                    k = min(per, self.num_frames - done)
+                    nbytes = (k * bits_per_frame + 7) // 8
+                    data = f.read(nbytes)
+                    if len(data) < nbytes:
+                        raise BitstreamError(f"{self.path}: changed while it was being read")
+                    flat = _unpack_bits_lenient(data, k * self.n_q, self.bits)
+                    yield np.ascontiguousarray(flat.reshape(k, self.n_q).T)
+                    done += k
+        except OSError as e:
+            raise BitstreamError(f"cannot read {self.path}: {_os_reason(e)}") from None
+
+    def read_all(self) -> Bitstream:
+        """Every frame at once, as a :class:`Bitstream`."""
+        parts = list(self.blocks())
+        codes = np.concatenate(parts, axis=1) if parts else np.zeros((self.n_q, 0), np.int64)
+        return Bitstream(codes=codes, sample_rate=self.sample_rate, codebook_size=self.codebook_size,
+                         hop_length=self.hop_length, num_samples=self.num_samples,
+                         envelope_stages=self.envelope_stages)
+
+
+def _unpack_bits_lenient(payload: bytes, count: int, bits: int) -> np.ndarray:
+    """:func:`_unpack_bits` without the padding check (a block may end inside a byte shared with the next)."""
+    raw = np.frombuffer(payload, dtype=np.uint8)
+    if bits == 8:
+        return raw[:count].astype(np.int64)
+    if bits == 16:
+        return raw[:2 * count].view(">u2").astype(np.int64)
+    bitmat = np.unpackbits(raw)[: count * bits].reshape(count, bits)
+    out = np.zeros(count, dtype=np.int64)
+    for i in range(bits):
+        out <<= 1
+        out |= bitmat[:, i]
+    return out

@@ -17,12 +17,12 @@ def _train_parser(sub):
     p.add_argument("--checkpoint_dir", default="checkpoints")
     p.add_argument("--experiment_name", default="telucodec")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
-                   help="model size (default: ci; cpu with --recipe working)")
-    p.add_argument("--fixes", default=None, help="all, none, a comma list of fix names, or all-<name> (default: all; "
-                   "the voices recipe: its own quantizer hygiene, telucodec.recipes.VOICES_FIXES)")
+                   help="model size (default: ci with --recipe story, cpu with the others)")
+    p.add_argument("--fixes", default=None, help="all, none, a comma list of fix names, or all-<name> (default: all)")
     p.add_argument("--recipe", default="story", choices=["story", "working", "adversarial", "voices"],
                    help="story: the book's codec with --fixes; working: the recipe that learns; adversarial: "
-                        "working plus discriminators (telucodec.recipes)")
+                        "working plus discriminators; voices: working with levels +-20 dB, for many "
+                        "speakers (telucodec.recipes)")
     p.add_argument("--init_from", default=None, help="start from a trained codec's weights (.pt, .safetensors or "
                    "a run folder) with a fresh optimizer: a fine-tune")
     p.add_argument("--discriminators", default=None, help="comma list of msstft, mpd (adversarial recipe)")
@@ -72,6 +72,10 @@ def _listed_clips(args, sample_rate: int):
                 seen.add((u.corpus, u.speaker))
                 tune.append(u)
         val = [w for _, w in load_list(tune, args.data_root, sample_rate)] if tune else train[:8]
+    if args.extra_data_dir:
+        from .data import load_dataset, spec_for
+        spec = spec_for(args.recipe_codec, args.recipe_train)
+        train += list(load_dataset(args.extra_data_dir, spec, "train"))
     return train, val
 
 
@@ -80,11 +84,11 @@ def cmd_train(args):
     from .fixes import Fixes
     from .recipes import recipe
     from .train import fit
-    args.preset = args.preset or {"story": "ci", "voices": "voices"}.get(args.recipe, "cpu")
+    args.preset = args.preset or ("ci" if args.recipe == "story" else "cpu")
     without = tuple(w.strip() for w in args.without.split(",") if w.strip())
     with_ = tuple(w.strip() for w in args.with_.split(",") if w.strip())
     try:
-        fixes = Fixes.parse(args.fixes) if args.fixes else (None if args.recipe == "voices" else Fixes.all())
+        fixes = Fixes.parse(args.fixes) if args.fixes else Fixes.all()
         r = recipe(args.recipe, args.preset, without, fixes, with_)
     except ValueError as exc:
         raise _Usage(str(exc)) from None
@@ -140,6 +144,7 @@ def cmd_train(args):
         raise _Usage("--device cuda was asked for but no CUDA GPU is available")
     clips = None
     if args.data_list:
+        args.recipe_codec, args.recipe_train = r.codec, tcfg
         clips = _listed_clips(args, r.codec.sample_rate)
     elif args.extra_data_dir:
         from .data import load_dataset, spec_for
@@ -165,18 +170,26 @@ def _encode_parser(sub):
 
 
 def cmd_encode(args):
+    """Streams: the audio is read in blocks, coded a chunk at a time (telucodec.streaming; the codes are those of
+    the whole file at once) and written to the .tlc as it goes, so memory does not grow with the input."""
     from . import bitstream
-    from .audio_io import read_audio
     from .inference import load
+    from .streaming import AudioBlockReader, StreamEncoder, chunk_frames
     model = load(args.checkpoint)
-    wav = read_audio(args.input, model.sample_rate)
-    codes = model.encode(wav, model.sample_rate, kbps=args.kbps)
-    bitstream.write_tlc(args.output, codes, sample_rate=model.sample_rate, codebook_size=model.config.codebook_size,
-                        hop_length=model.config.hop_length, num_samples=len(wav),
-                        envelope_stages=model.codec.envelope_stages(codes.shape[0]))
+    reader = AudioBlockReader(args.input, model.sample_rate)       # checks the file before anything is written
+    chunk = chunk_frames(model)
+    encoder = StreamEncoder(model, args.kbps, min_frames=chunk, max_frames=chunk)
+    with reader, bitstream.TlcWriter(args.output, n_q=encoder.n_q, sample_rate=model.sample_rate,
+                                     codebook_size=model.config.codebook_size, hop_length=model.config.hop_length,
+                                     envelope_stages=model.codec.envelope_stages(encoder.n_q)) as writer:
+        for block in reader:
+            writer.write(encoder.push(block))
+        writer.write(encoder.flush())
+        writer.finish(encoder.samples_in)
+    seconds = encoder.samples_in / model.sample_rate
     size = Path(args.output).stat().st_size
-    print(f"{args.input}: {len(wav) / model.sample_rate:.2f} s -> {args.output}: {size} bytes "
-          f"({size * 8 / (len(wav) / model.sample_rate) / 1000:.2f} kbps with header)")
+    print(f"{args.input}: {seconds:.2f} s -> {args.output}: {size} bytes "
+          f"({size * 8 / seconds / 1000:.2f} kbps with header)")
 
 
 def _decode_parser(sub):
@@ -188,11 +201,16 @@ def _decode_parser(sub):
 
 
 def cmd_decode(args):
+    """Streams: the .tlc is read a block of frames at a time, decoded a chunk at a time (telucodec.streaming; the
+    samples are those of the whole file at once) and written as it goes. A .tlc that ends early is decoded as far
+    as it goes, with a warning naming it."""
     from . import bitstream
-    from .audio_io import write_audio
     from .errors import BitstreamError
     from .inference import load
-    stream = bitstream.read_tlc(args.input)
+    from .streaming import AudioBlockWriter, StreamDecoder, chunk_frames
+    with warnings.catch_warnings(record=True) as truncation:
+        warnings.simplefilter("always", bitstream.TruncatedStreamWarning)
+        stream = bitstream.TlcReader(args.input)
     model = load(args.checkpoint)
     if (stream.sample_rate, stream.codebook_size, stream.hop_length) != \
             (model.sample_rate, model.config.codebook_size, model.config.hop_length):
@@ -202,9 +220,22 @@ def cmd_decode(args):
     if theirs != ours:
         raise BitstreamError(f"{args.input} carries {theirs} envelope codebooks of its {stream.n_q}, but {model.source} "
                              f"reads {ours} at that rate (telucodec.envelope): decode it with the model that encoded it")
-    wav = model.decode(stream.codes, stream.num_samples)
-    write_audio(args.output, wav, model.sample_rate)
-    print(f"{args.input} -> {args.output}: {len(wav) / model.sample_rate:.2f} s at {model.sample_rate} Hz")
+    if stream.n_q > model.config.n_q:
+        raise BitstreamError(f"{args.input} has {stream.n_q} codes per frame; {model.source} has {model.config.n_q} "
+                             f"codebooks")
+    if stream.num_frames == 0:
+        raise BitstreamError(f"{args.input}: holds no frames, there is nothing to decode")
+    for w in truncation:                                   # said once the file is known to be decodable
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    chunk = chunk_frames(model)
+    decoder = StreamDecoder(model, n_q=stream.n_q, num_frames=stream.num_frames, num_samples=stream.num_samples,
+                            min_frames=chunk, max_frames=chunk)
+    with AudioBlockWriter(args.output, model.sample_rate) as writer:
+        for codes in stream.blocks(chunk):
+            writer.write(decoder.push(codes))
+        writer.write(decoder.flush())
+        writer.commit()
+    print(f"{args.input} -> {args.output}: {writer.num_samples / model.sample_rate:.2f} s at {model.sample_rate} Hz")
 
 
 def _fit_envelope_parser(sub):
@@ -214,8 +245,8 @@ def _fit_envelope_parser(sub):
                    "codebooks it already has are replaced")
     p.add_argument("--data_dir", default=None, help="folder of speech the codec trained on (its training split is used)")
     p.add_argument("--no_corpus", action="store_true", help="do not add the embedded corpus's training split")
-    p.add_argument("--data_list", default=None, help="a speaker list (results/speakers/lists.tsv): train on its "
-                   "'train' clips, validate on its 'tune' speakers (paths relative to --data_root)")
+    p.add_argument("--data_list", default=None, help="a speaker list (results/speakers/lists.tsv): fit on its "
+                   "'train' clips (with --data_root), never its tune or test speakers")
     p.add_argument("--data_root", default=None, help="the folder the --data_list paths are relative to")
     p.add_argument("--val_fraction", type=float, default=0.25, help="fraction of each folder's files held out: the value the codec trained with, so that the codebooks "
                    "never see its validation files (the shipped model's 0.25; train's default is 0.1)")
@@ -231,8 +262,10 @@ def cmd_fit_envelope(args):
     from .envelope import with_envelope, without_envelope
     from .inference import export_safetensors, load
     from .shipped import data_spec
-    if args.no_corpus and args.data_dir is None:
-        raise _Usage("nothing to fit on: give --data_dir, or drop --no_corpus")
+    if args.no_corpus and args.data_dir is None and args.data_list is None:
+        raise _Usage("nothing to fit on: give --data_dir or --data_list, or drop --no_corpus")
+    if args.data_list and not args.data_root:
+        raise _Usage("--data_list needs --data_root, the folder its paths are relative to")
     if not 0 < args.val_fraction < 1:
         raise _Usage(f"--val_fraction must be between 0 and 1, got {args.val_fraction}")
     loaded = load(args.checkpoint)
@@ -240,6 +273,9 @@ def cmd_fit_envelope(args):
     spec = data_spec(args.val_fraction)
     clips = ([] if args.no_corpus else list(load_dataset(None, spec, "train"))) + \
         (list(load_dataset(args.data_dir, spec, "train")) if args.data_dir else [])
+    if args.data_list:
+        from .speakers import load_list, read_list
+        clips += [w for _, w in load_list(read_list(args.data_list, "train"), args.data_root, model.sample_rate)]
     t0 = time.perf_counter()
     try:
         enveloped, report = with_envelope(model, clips, seed=args.seed)

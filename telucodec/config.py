@@ -188,15 +188,6 @@ PRESETS = {
         "0.83M parameters (0.44M convolution, 0.39M codebooks); measured on one AMD EPYC thread: 2.4 to 3.2 "
         "working-recipe steps/s (batch 8 x 1 s, beside another training run), encode+decode about 140x real time (cpu: 110x there)",
     ),
-    # The codec for voices it never heard (the "voices" recipe): the cpu-deep preset's strided encoder, ending in
-    # four ConvNeXt blocks at the frame rate, and a Vocos-style decoder (eight ConvNeXt blocks, inverse STFT).
-    "voices": Preset(
-        CodecConfig(channels=8, strides=(2, 4, 5, 8), dilations=(1,), latent_dim=32, head="vocos", head_dim=256,
-                    head_layers=8, head_upsample=2, encoder_layers=4, encoder_dim=256),
-        TrainConfig(batch_size=8, segment_seconds=1.0, corpus_minutes=12.0, checkpoint_every=250, eval_clips=8,
-                    val_fraction=0.02),
-        "the codec for unseen voices: frame-rate ConvNeXt encoder tail and Vocos-style decoder (results/voices)",
-    ),
     # The GPU model.
     "full": Preset(
         CodecConfig(channels=16, dilations=(1, 3, 9), latent_dim=64),

@@ -45,7 +45,8 @@ class CodecModel:
         torch.manual_seed(seed)
         return cls(Codec(preset(preset_name).codec, fixes), source=f"untrained {preset_name}")
 
-    def _prepare(self, wav, sample_rate: int) -> torch.Tensor:
+    def _prepare_numpy(self, wav, sample_rate: int) -> np.ndarray:
+        """A mono float32 numpy waveform at the model's rate (channels averaged, resampled), checked."""
         wav = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
         wav = wav.astype(np.float32)
         if wav.ndim == 2:                                      # (channels, time) or (time, channels)
@@ -57,22 +58,45 @@ class CodecModel:
         if sample_rate != self.sample_rate:
             from .audio_io import resample
             wav = resample(wav, int(sample_rate), self.sample_rate)
-        return torch.from_numpy(wav)[None, None].to(self.device)
+        return wav
 
-    def encode(self, wav, sample_rate: int, kbps: float = 6.0) -> np.ndarray:
-        """Waveform (1-D, any rate) -> codes, int64 array of shape (n_q, frames)."""
-        x = self._prepare(wav, sample_rate)
-        codes = self.codec.encode_tensor(x, self.kbps_to_n_q(kbps))
-        return codes[0].cpu().numpy().astype(np.int64)
+    def _prepare(self, wav, sample_rate: int) -> torch.Tensor:
+        return torch.from_numpy(self._prepare_numpy(wav, sample_rate))[None, None].to(self.device)
 
-    def decode(self, codes, num_samples: int | None = None) -> np.ndarray:
-        """Codes (n_q, frames) -> float32 waveform at self.sample_rate (trimmed to num_samples if given)."""
-        codes = torch.as_tensor(np.asarray(codes), dtype=torch.long, device=self.device)
-        if codes.ndim != 2 or codes.shape[0] > self.config.n_q or codes.max() >= self.config.codebook_size \
-                or codes.min() < 0:
+    def encode(self, wav, sample_rate: int, kbps: float = 6.0, *, chunk_seconds: float | None = None) -> np.ndarray:
+        """Waveform (1-D, any rate) -> codes, int64 array of shape (n_q, frames).
+
+        Long inputs are coded `chunk_seconds` at a time (default telucodec.streaming.DEFAULT_CHUNK_SECONDS), each
+        piece with the model's receptive field as context on both sides: the codes are identical to coding the
+        whole input at once, and memory stays bounded. chunk_seconds=0 codes it in one piece."""
+        from .streaming import encode_chunked
+        return encode_chunked(self, self._prepare_numpy(wav, sample_rate), self.kbps_to_n_q(kbps), chunk_seconds)
+
+    def decode(self, codes, num_samples: int | None = None, *, chunk_seconds: float | None = None) -> np.ndarray:
+        """Codes (n_q, frames) -> float32 waveform at self.sample_rate (trimmed to num_samples if given).
+
+        Decoded `chunk_seconds` at a time, like encode: the same samples as one piece, to float rounding."""
+        codes = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes)
+        integral = np.issubdtype(codes.dtype, np.integer) or (
+            np.issubdtype(codes.dtype, np.floating) and np.isfinite(codes).all() and (codes == np.round(codes)).all())
+        if codes.ndim != 2 or codes.size == 0 or not integral \
+                or codes.shape[0] > self.config.n_q or codes.max() >= self.config.codebook_size or codes.min() < 0:
             raise TeluCodecError("codes must be (n_q, frames) integers in [0, codebook_size)")
-        wav = self.codec.decode_tensor(codes[None], num_samples)
-        return wav[0, 0].float().cpu().numpy()
+        from .streaming import decode_chunked
+        return decode_chunked(self, codes.astype(np.int64, copy=False), num_samples, chunk_seconds)
+
+    def stream_encoder(self, kbps: float = 6.0, **options):
+        """A telucodec.streaming.StreamEncoder: push samples at the model's rate, get code frames out
+        (``.delay_samples``: a frame plus the encoder's look-ahead). Options: n_q, min_frames, max_frames."""
+        from .streaming import StreamEncoder
+        return StreamEncoder(self, kbps, **options)
+
+    def stream_decoder(self, **options):
+        """A telucodec.streaming.StreamDecoder: push code frames, get samples out (``.delay_samples``: the
+        decoder's look-ahead). Options: n_q, num_frames, num_samples (the stream's totals, when known),
+        min_frames, max_frames."""
+        from .streaming import StreamDecoder
+        return StreamDecoder(self, **options)
 
     def state(self) -> dict:
         return {"codec_config": self.config.to_dict(), "fixes": self.codec.fixes.to_dict()}

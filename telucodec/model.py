@@ -74,7 +74,7 @@ class Decoder(nn.Module):
         if self.vocos:                            # ConvNeXt blocks at the frame rate, then an inverse STFT
             from .backbone import FrameBackbone, ISTFTHead
             self.istft = False
-            self.body = nn.Sequential(FrameBackbone(cfg.latent_dim, cfg.head_dim, cfg.head_layers),
+            self.body = nn.Sequential(FrameBackbone(cfg.latent_dim, cfg.head_dim, cfg.head_layers, norm_in=False),
                                       ISTFTHead(cfg.head_dim, cfg.hop_length, cfg.head_upsample))
             self.output_scale = (nn.Parameter(torch.tensor(float(fixes.output_scale_init)))
                                  if fixes.output_scale else None)

@@ -175,7 +175,7 @@ def fit(preset: str = "ci", fixes: Fixes = Fixes(), clips=None, *, codec_config:
                                   .to(run.dev) for i in range(-(-ccfg.kmeans_buffer // frames))])
     run.wrap_ddp()
     run.open_log(progress, total_steps, step)
-    run.t0 = time.perf_counter()
+    run.t0, run.cpu0 = time.perf_counter(), time.process_time()
     run.model.train()
     running = _Running()
     try:
@@ -247,6 +247,7 @@ class _Run:
                 torch.cuda.set_device(self.dev)
         self.run_dir = Path(checkpoint_dir) / experiment_name if checkpoint_dir is not None else None
         self.seconds_before, self.t0, self.log_file, self.bar = 0.0, time.perf_counter(), None, None
+        self.cpu_before, self.cpu0 = 0.0, time.process_time()      # CPU time of this process (all its threads)
 
     def build(self):
         """Seed, then create the model, optimizer, gradient scaler and (working loss) balancer."""
@@ -291,6 +292,7 @@ class _Run:
         self.result.history, self.result.epochs = json.loads(state["history"]), json.loads(state["epochs"])
         self.result.skipped_steps = int(state.get("skipped_steps", 0))
         self.seconds_before = float(state.get("train_seconds", 0.0))
+        self.cpu_before = float(state.get("cpu_seconds", 0.0))
         if self.balancer is not None:
             self.balancer.load_state_dict(state["balancer"])
         if self.adversary is not None:
@@ -349,6 +351,7 @@ class _Run:
             "codec_config": self.ccfg.to_dict(), "train_config": self.tcfg.to_dict(), "fixes": self.fixes.to_dict(),
             "history": json.dumps(result.history), "epochs": json.dumps(result.epochs),
             "skipped_steps": result.skipped_steps, "train_seconds": self.seconds_before + time.perf_counter() - self.t0,
+            "cpu_seconds": self.cpu_before + time.process_time() - self.cpu0,
         }
         if self.balancer is not None:
             state["balancer"] = self.balancer.state_dict()
@@ -360,7 +363,8 @@ class _Run:
             from .inference import export_safetensors
             (self.run_dir / "snapshots").mkdir(exist_ok=True)
             export_safetensors(self.model, self.run_dir / "snapshots" / f"step_{step:08d}.safetensors",
-                               {"step": step, "train_seconds": f"{state['train_seconds']:.1f}"})
+                               {"step": step, "train_seconds": f"{state['train_seconds']:.1f}",
+                                "cpu_seconds": f"{state['cpu_seconds']:.1f}"})
 
     def train_step(self, x: torch.Tensor, step: int, total_steps: int, nan_here: bool = False) -> dict | None:
         """One optimisation step. Returns what to log, or None when a non-finite loss or gradient made it skip
