@@ -254,10 +254,12 @@ def choose_application(clips: list, sample_rate: int = 16000, targets=(6.0, 8.0)
 
 
 def run(model, clips: list, levels=LEVELS, kbps=(1.5, 3.0, 6.0), opus_targets=OPUS_TARGETS,
-        application: str = "voip", visqol_levels=(None,), full_levels=(None,), progress=None) -> dict:
+        application: str = "voip", visqol_levels=(None,), full_levels=(None,), progress=None,
+        others: dict | None = None) -> dict:
     """Score `model` (a CodecModel) and Opus on `clips` ([(name, audio)]) at every level. At the levels in
     `full_levels` every TeluCodec rate and Opus target is scored; at the others TeluCodec's 3 and 6 kbps, Opus 6
-    and Opus at equal bits to TeluCodec 6 (measured as recorded). Returns {"systems": {system: {level: {"kbps":
+    and Opus at equal bits to TeluCodec 6 (measured as recorded). `others` = {system name: (CodecModel, kbps)}:
+    more codecs scored at every level beside them (an earlier model, say). Returns {"systems": {system: {level: {"kbps":
     spent, "per_clip": [...], "mean": {...}}}}, "passband_hz": {system: Hz}, "equal_bits": {...}, ...}."""
     sr = model.sample_rate
     systems: dict = {}
@@ -285,6 +287,9 @@ def run(model, clips: list, levels=LEVELS, kbps=(1.5, 3.0, 6.0), opus_targets=OP
             for k in rates:
                 est, bits = telucodec_round_trip(model, ref, k)
                 add(f"TeluCodec {k:g} kbps", level, name, ref, est, bits)
+            for system, (other, k) in (others or {}).items():
+                est, bits = telucodec_round_trip(other, ref, k)
+                add(system, level, name, ref, est, bits)
             targets = opus_targets if full else sorted({6.0, equal or 8.0})
             for t in targets:
                 est, bits = opus_round_trip(ref, sr, t, application)
@@ -303,14 +308,30 @@ def run(model, clips: list, levels=LEVELS, kbps=(1.5, 3.0, 6.0), opus_targets=OP
             entry["mean"] = summarise(entry["per_clip"])
     passband = {s: passband_hz(*decoded_as_recorded[s], sr) for s in decoded_as_recorded}
     return {"systems": systems, "passband_hz": passband, "application": application, "clips": len(clips),
-            "equal_bits_opus_target": equal, "levels": [level_name(v) for v in ordered]}
+            "equal_bits_opus_target": equal, "levels": [level_name(v) for v in ordered],
+            "others": list(others or {})}
+
+
+def merge(parts: list) -> dict:
+    """One result from runs of the same clips at different levels (run() twice, in two processes, say): the
+    systems' levels side by side, the equal-bits target and passbands from the part scored as recorded."""
+    first = next((p for p in parts if "as recorded" in p["levels"]), parts[0])
+    out = {**first, "systems": {}, "levels": [], "passband_hz": dict(first["passband_hz"])}
+    for p in parts:
+        if p["clips"] != first["clips"] or p["application"] != first["application"]:
+            raise ValueError("merge() takes runs of the same clips with the same Opus application")
+        out["levels"] += [v for v in p["levels"] if v not in out["levels"]]
+        for system, by_level in p["systems"].items():
+            out["systems"].setdefault(system, {}).update(by_level)
+        out["others"] = list(dict.fromkeys(out.get("others", []) + p.get("others", [])))
+    return out
 
 
 def verdicts(result: dict, ours: str = "TeluCodec 6 kbps") -> dict:
     """Our system against Opus 6 kbps and Opus at equal bits, at every level both were scored at."""
-    eq = f"Opus {result['equal_bits_opus_target']:g} kbps"
+    eq = f"Opus {(result['equal_bits_opus_target'] or 8.0):g} kbps"
     out = {}
-    for other in dict.fromkeys(("Opus 6 kbps", eq)):
+    for other in dict.fromkeys(("Opus 6 kbps", eq, *result.get("others", ()))):
         for level, entry in result["systems"][ours].items():
             theirs = result["systems"].get(other, {}).get(level)
             if theirs is not None:
@@ -320,7 +341,8 @@ def verdicts(result: dict, ours: str = "TeluCodec 6 kbps") -> dict:
 
 def markdown(result: dict) -> str:
     """The tables of a run: one per level (bits spent, passband, causal, every metric), then the verdicts."""
-    causal = {"TeluCodec": "no (non-causal convolutions)", "Opus": "yes (26.5 ms algorithmic delay)"}
+    causal = {"TeluCodec": "no (a look-ahead: telucodec.streaming)",
+              "Opus": "yes (26.5 ms algorithmic delay)"}
     lines = [f"{result['clips']} clips; Opus application {result['application']}; equal bits to TeluCodec 6 kbps: "
              f"Opus {result['equal_bits_opus_target']:g} kbps (the lowest target spending at least 95 %)", ""]
     cols = GOAL_METRICS + REPORTED_METRICS
@@ -334,7 +356,7 @@ def markdown(result: dict) -> str:
             band = result["passband_hz"].get(system)
             vals = " | ".join("" if k not in e["mean"] else f"{e['mean'][k]:.3f}" if k == "stoi" else
                               f"{e['mean'][k]:.2f}" for k in cols)
-            lines.append(f"| {system} | {e['kbps']:.2f} | {band / 1000:.2f} kHz | {causal[system.split()[0]]} | "
+            lines.append(f"| {system} | {e['kbps']:.2f} | {band / 1000:.2f} kHz | {causal.get(system.split()[0], causal['TeluCodec'])} | "
                          f"{vals} |" if band else f"| {system} | {e['kbps']:.2f} | | | {vals} |")
         lines.append("")
     lines += ["Paired clip-level bootstrap, 95 % (positive: TeluCodec better; mel distance: lower is better):", ""]

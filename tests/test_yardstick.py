@@ -104,12 +104,19 @@ def test_compare_needs_the_interval_to_exclude_zero():
 
 
 def test_a_run_scores_every_system_and_names_equal_bits():
+    """Two processes' runs (as recorded; -25 LUFS) merge into the one a single run gives, an extra codec beside."""
     model = CodecModel.untrained("ci")
     clips = [(f"c{i}", _speechlike(2.0, i)) for i in range(2)]
-    result = y.run(model, clips, levels=(None, -25.0), kbps=(3.0, 6.0), opus_targets=(6.0, 8.0),
-                   visqol_levels=())
+    kw = dict(kbps=(3.0, 6.0), opus_targets=(6.0, 8.0), visqol_levels=(), others={"TeluCodec earlier 3 kbps": (model, 3.0)})
+    parts = [y.run(model, clips, levels=(level,), **kw) for level in (-25.0, None)]
+    result = y.merge(parts)
     assert set(result["systems"]["TeluCodec 6 kbps"]) == {"as recorded", "-25 LUFS"}
-    assert result["equal_bits_opus_target"] in (6.0, 8.0)
+    assert set(result["systems"]["TeluCodec earlier 3 kbps"]) == {"as recorded", "-25 LUFS"}
+    assert result["equal_bits_opus_target"] in (6.0, 8.0) and result["levels"] == ["-25 LUFS", "as recorded"]
     assert 5.9 < result["systems"]["TeluCodec 6 kbps"]["as recorded"]["kbps"] < 6.3
+    assert 2.9 < result["systems"]["TeluCodec earlier 3 kbps"]["-25 LUFS"]["kbps"] < 3.2
     text = y.markdown(result)
     assert "TeluCodec 6 kbps vs Opus 6 kbps, -25 LUFS" in text and "passband" in text
+    assert "TeluCodec 6 kbps vs TeluCodec earlier 3 kbps, as recorded" in text
+    with pytest.raises(ValueError, match="same clips"):
+        y.merge([parts[0], y.run(model, clips[:1], levels=(-25.0,), **kw)])
