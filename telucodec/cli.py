@@ -17,12 +17,13 @@ def _train_parser(sub):
     p.add_argument("--checkpoint_dir", default="checkpoints")
     p.add_argument("--experiment_name", default="telucodec")
     p.add_argument("--preset", default=None, choices=list(PRESETS),
-                   help="model size (default: ci with --recipe story, cpu with the others)")
-    p.add_argument("--fixes", default=None, help="all, none, a comma list of fix names, or all-<name> (default: all)")
+                   help="model size (default: ci with --recipe story, cpu-deep with voices, cpu with the others)")
+    p.add_argument("--fixes", default=None, help="all, none, a comma list of fix names, or all-<name> (default: all; "
+                   "the voices recipe: its quantizer hygiene, telucodec.recipes.VOICES_FIXES)")
     p.add_argument("--recipe", default="story", choices=["story", "working", "adversarial", "voices"],
                    help="story: the book's codec with --fixes; working: the recipe that learns; adversarial: "
-                        "working plus discriminators; voices: working with levels +-20 dB, for many "
-                        "speakers (telucodec.recipes)")
+                        "working plus discriminators; voices: for unseen voices, a frame-rate "
+                        "decoder and levels +-20 dB (telucodec.recipes)")
     p.add_argument("--init_from", default=None, help="start from a trained codec's weights (.pt, .safetensors or "
                    "a run folder) with a fresh optimizer: a fine-tune")
     p.add_argument("--discriminators", default=None, help="comma list of msstft, mpd (adversarial recipe)")
@@ -84,11 +85,11 @@ def cmd_train(args):
     from .fixes import Fixes
     from .recipes import recipe
     from .train import fit
-    args.preset = args.preset or ("ci" if args.recipe == "story" else "cpu")
+    args.preset = args.preset or {"story": "ci", "voices": "cpu-deep"}.get(args.recipe, "cpu")
     without = tuple(w.strip() for w in args.without.split(",") if w.strip())
     with_ = tuple(w.strip() for w in args.with_.split(",") if w.strip())
     try:
-        fixes = Fixes.parse(args.fixes) if args.fixes else Fixes.all()
+        fixes = Fixes.parse(args.fixes) if args.fixes else (None if args.recipe == "voices" else Fixes.all())
         r = recipe(args.recipe, args.preset, without, fixes, with_)
     except ValueError as exc:
         raise _Usage(str(exc)) from None

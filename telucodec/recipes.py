@@ -27,9 +27,9 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 | `envelope_postfilter` | (on request) a small network predicts each band's level (32 mel bands, 100 per |
 |                       | second) from the codes and re-shapes the decoder's output to it; its own loss   |
 |                       | (telucodec.postfilter), which the waveform L1 never sees                        |
-| `level_augment`       | (the "voices" recipe) training clips at -23 LUFS, crops jittered by +-20 dB:    |
+| `level_augment`       | (on request; the "voices" recipe) training clips at -23 LUFS, crops jittered by +-20 dB:    |
 |                       | the codec meets speech from -43 to -3 LUFS (instead of `loudness`'s +-6 dB)     |
-| `vocos_head`          | (on request) a frame-rate decoder: ConvNeXt blocks, then an inverse STFT        |
+| `vocos_head`          | (on request; the "voices" recipe) a frame-rate decoder: ConvNeXt blocks, then an inverse STFT        |
 |                       | (telucodec.backbone)                                                            |
 | `adversarial`         | (the "adversarial" recipe only) MS-STFT and multi-period discriminators, with   |
 |                       | hinge and feature-matching losses balanced beside the reconstruction terms      |
@@ -73,10 +73,15 @@ RECIPES = {
     "story": (),                          # the codec as the story built it (with whichever fixes you pass)
     "working": WORKING,                   # every reconstruction ingredient on
     "adversarial": WORKING + ("adversarial",),   # and discriminators
-    # the codec for unseen voices: the working recipe with levels +-20 dB around -23 LUFS instead of +-6 dB, trained
-    # on a thousand speakers (--data_list results/speakers/lists.tsv): what ships (results/pretrained)
-    "voices": tuple(i for i in WORKING if i != "loudness") + ("level_augment",),
+    # the codec for unseen voices (with the cpu-deep preset): no pause-dominated floor, the waveform term only under
+    # 1 kHz where the phase is predictable, levels +-20 dB around -23 LUFS, a frame-rate decoder (vocos_head)
+    "voices": tuple(i for i in WORKING if i != "loudness") + ("relative_floor", "low_band_waveform",
+                                                                "level_augment", "vocos_head"),
 }
+# quantizer hygiene for the voices recipe: EMA codebooks without the codebook loss (fix 1 steps codebooks that the
+# next EMA update overwrites), one straight-through estimator after the loop (the encoder's gradient x 1, not x n_q,
+# whatever quantizer dropout picks), averaged VQ losses; no output scale (the inverse STFT sets the level)
+VOICES_FIXES = Fixes.all().with_(codebook_loss=False, per_step_ste=False, output_scale=False)
 
 
 @dataclass(frozen=True)
@@ -106,7 +111,7 @@ def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes 
     if "balancer" in on and "working_loss" not in on:
         raise ValueError("the balancer balances the working loss's terms: keep working_loss on")
     if fixes is None:
-        fixes = Fixes.none() if name == "story" else Fixes.all()
+        fixes = Fixes.none() if name == "story" else VOICES_FIXES if name == "voices" else Fixes.all()
     label = name if not without else f"{name}-" + "-".join(without)
     extra = [i for i in with_ if i not in RECIPES[name]]
     label = label if not extra else f"{label}+" + "+".join(extra)

@@ -257,3 +257,16 @@ def test_low_band_waveform_leaves_the_band_above_1_khz_to_the_spectral_terms():
     tone = torch.sin(2 * torch.pi * 2000.0 * t)
     assert float(low_pass(tone, 1000.0, 16000).abs().max()) < 1e-3
     assert torch.allclose(low_pass(torch.sin(2 * torch.pi * 200.0 * t), 1000.0, 16000), torch.sin(2 * torch.pi * 200.0 * t), atol=1e-4)
+
+
+def test_the_voices_recipe_is_the_working_recipe_with_its_named_changes():
+    """voices = working - loudness + relative_floor, low_band_waveform, level_augment, vocos_head, and its quantizer
+    hygiene: EMA without the codebook loss, one STE after the loop, no output scale; the other fixes stay on."""
+    from telucodec.recipes import VOICES_FIXES
+    v, w = recipe("voices", "cpu-deep"), recipe("working", "cpu-deep")
+    assert set(v.ingredients) ^ set(w.ingredients) == {"loudness", "relative_floor", "low_band_waveform",
+                                                        "level_augment", "vocos_head"}
+    assert v.codec.head == "vocos" and v.train.gain_jitter_db == 20.0 and v.train.spectral_floor_db == 60.0
+    assert v.fixes == VOICES_FIXES and w.fixes == Fixes.all()
+    assert not (v.fixes.codebook_loss or v.fixes.per_step_ste or v.fixes.output_scale) and v.fixes.ema_update
+    assert recipe("voices", "cpu-deep", fixes=Fixes.all()).fixes == Fixes.all()     # --fixes still wins
