@@ -362,3 +362,18 @@ def test_cli_streams_and_gives_the_api_result(tmp_path, capsys, monkeypatch, env
                        capsys)
     assert rc == 2 and len(err) == 1 and "notes.wav" in err[0] and "not a readable" in err[0], err
     assert not list(tmp_path.glob("n.tlc*"))
+
+
+def test_the_books_streaming_example_runs_and_matches_the_file_length(tmp_path, monkeypatch):
+    """The live-audio listing of book/using_the_package.md, run as printed on a 1.3 s file."""
+    import re
+    from pathlib import Path
+
+    import soundfile as sf
+    page = (Path(__file__).resolve().parent.parent / "book" / "using_the_package.md").read_text()
+    code = re.search(r"For live audio.*?```python\n(.*?)```", page, re.S).group(1)
+    rng = np.random.default_rng(0)
+    sf.write(tmp_path / "speech.wav", (0.1 * rng.standard_normal(20800)).astype("float32"), 16000)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(code, "using_the_package.md", "exec"), {})
+    assert sf.info(str(tmp_path / "speech_streamed.wav")).frames == 20800
