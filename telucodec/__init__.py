@@ -29,6 +29,7 @@ Module map (what each module owns; it may import only the modules listed after "
     train        fit(): the training loop (_Run holds its state)                        uses all of the above
     inference    CodecModel, load(), export_safetensors                                 uses model, checkpoint
     bitstream    the .tlc file format, written and read in blocks of frames            uses errors
+    entropy      static code priors shipped with the model; range coding of .tlc v2    uses errors, streaming
     streaming    any-length coding: chunks sized by the receptive field, stream I/O    uses audio_io, spectral, envelope
     baselines    Opus, AMR-NB, Codec2 round trips                                       uses errors
     yardstick    unseen voices beside Opus at equal bits spent, levels, verdicts       uses metrics, speakers, baselines

@@ -77,16 +77,58 @@ Bitrate
 -------
 The payload costs ``n_q * bits * sample_rate / hop_length`` bits per second
 (:func:`bits_per_second`); the 32-byte overhead adds ``256 / duration`` bits per second, e.g.
-25.6 bit/s for a 10-second clip (:func:`file_size` gives the exact file size).
+25.6 bit/s for a 10-second clip (:func:`file_size` gives the exact file size). These are version 1
+figures; a version 2 file is smaller, by how much depends on the codes (results/entropy/README.md).
+
+Byte layout (version 2: entropy-coded)
+--------------------------------------
+The same codes, range-coded with a static model of their statistics that ships with the codec
+(:mod:`telucodec.entropy`), in independently decodable blocks. The header is version 1's first 28
+bytes (version byte ``2``; ``payload_length`` counts the blocks' bytes) plus 12 bytes:
+
+======  ====  ==========  ==============================================================
+Offset  Size  Type        Field
+======  ====  ==========  ==============================================================
+0       28    ..          as version 1, with version ``2``
+28      8     bytes       entropy model id (:attr:`telucodec.entropy.EntropyModel.id`)
+36      2     u16         ``block_frames``: frames per block, 1..2048
+38      2     u16         reserved, must be 0
+40      P     bytes       payload: ``ceil(num_frames / block_frames)`` blocks, see below
+40+P    4     u32         CRC-32 of bytes ``0 .. 40+P-1``
+======  ====  ==========  ==============================================================
+
+:data:`HEADER_BYTES_V2` = 40, :data:`OVERHEAD_BYTES_V2` = 44. Block ``i`` holds frames
+``i * block_frames`` onwards: ``block_frames`` of them, the last block the rest. A block is a u16
+word count ``w`` followed by ``w`` u32 words: what :meth:`telucodec.entropy.EntropyModel.encode`
+makes of the block's ``(n_q, k)`` codes (a constriction range coder, stage by stage, each code with a
+prior conditioned on the previous stage's code in the same frame). Every block starts a fresh coder,
+so a block decodes without the ones before it.
+
+Reading a version 2 file needs the entropy model its header names: a decoder with no entropy model or
+another one refuses the file with a one-line error. Besides version 1's rules (size, CRC, reserved
+fields, ``n_q``, ``bits``, envelope stages, frames against samples), a reader checks that the blocks
+fill the payload exactly, that no block holds more codes than ``32 * w + 32`` (the model gives every
+code less than probability 1/2, so each costs more than a bit: a header cannot make a small file
+decode billions of codes; from the header alone, ``n_q * num_frames <= 8 * payload_length + 16 *
+blocks``), that the words decode, and that the codes they decode to encode back to exactly those
+words (accepted streams are canonical). A file written with an entropy model is version 2 unless the
+writer is told otherwise (``entropy=None``, ``--no_entropy``); files without one stay version 1.
+
+Streaming (version 2): :class:`TlcWriter` keeps at most ``block_frames`` frames and writes each block
+when it is full (the last one at :meth:`TlcWriter.finish`). :class:`TlcReader` decodes a block at a
+time; from a file that ends early it gives the whole blocks that arrived (a block that is cut off or
+does not decode ends it), with the same :class:`TruncatedStreamWarning`.
 """
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -116,6 +158,11 @@ __all__ = [
     "TruncatedStreamWarning",
     "TlcWriter",
     "TlcReader",
+    "VERSION_ENTROPY",
+    "HEADER_BYTES_V2",
+    "OVERHEAD_BYTES_V2",
+    "DEFAULT_BLOCK_FRAMES",
+    "MAX_BLOCK_FRAMES",
 ]
 
 MAGIC = b"TLC1"
@@ -131,7 +178,45 @@ _U16 = 0xFFFF
 _U32 = 0xFFFFFFFF
 UNFINISHED = _U32  # num_samples, num_frames and payload_length while a TlcWriter's stream is still open
 
-assert HEADER_BYTES == 28
+VERSION_ENTROPY = 2
+_EXT = struct.Struct("<8sHH")  # version 2: entropy model id, block_frames, reserved
+HEADER_BYTES_V2 = HEADER_BYTES + _EXT.size  # 40
+OVERHEAD_BYTES_V2 = HEADER_BYTES_V2 + _CRC.size  # 44
+_BLOCK = struct.Struct("<H")  # a block's word count
+DEFAULT_BLOCK_FRAMES = 100  # 2 s at 50 frames/s: about 20 bit/s of block overhead (results/entropy/README.md)
+MAX_BLOCK_FRAMES = 2048  # 32 stages x 2048 frames x at most 16 bits fit a u16 count of words
+
+assert HEADER_BYTES == 28 and HEADER_BYTES_V2 == 40
+
+
+class _Head(NamedTuple):
+    """A header's fields (version 2's last three are None/0 in version 1)."""
+    magic: bytes
+    version: int
+    n_q: int
+    bits: int
+    flags: int
+    sr: int
+    hop: int
+    reserved: int
+    num_samples: int
+    frames: int
+    plen: int
+    model_id: bytes | None = None
+    block_frames: int = 0
+    reserved2: int = 0
+
+    @property
+    def size(self) -> int:
+        return HEADER_BYTES_V2 if self.version == VERSION_ENTROPY else HEADER_BYTES
+
+    @property
+    def overhead(self) -> int:
+        return self.size + _CRC.size
+
+    @property
+    def unfinished(self) -> bool:
+        return (self.num_samples, self.frames, self.plen) == (UNFINISHED, UNFINISHED, UNFINISHED)
 
 
 @dataclass(frozen=True)
@@ -144,6 +229,8 @@ class Bitstream:
     hop_length: int
     num_samples: int
     envelope_stages: int = 0  # the last k of the n_q codes per frame are envelope codes (telucodec.envelope)
+    version: int = VERSION    # 2: the file was entropy-coded
+    entropy_id: str = ""      # version 2: the entropy model's id, hex
 
     @property
     def n_q(self) -> int:
@@ -165,7 +252,8 @@ class Bitstream:
 
     @property
     def file_size(self) -> int:
-        """Size in bytes of this stream as a ``.tlc`` file, header and CRC included."""
+        """Size in bytes of this stream as a version 1 ``.tlc`` file, header and CRC included (an entropy-coded
+        file is smaller: see its length)."""
         return file_size(self.n_q, self.num_frames, self.codebook_size)
 
 
@@ -251,10 +339,29 @@ def _unpack_bits(payload: bytes, count: int, bits: int) -> np.ndarray:
 
 
 # -------------------------------------------------------------------------------- pack/unpack
+def _check_entropy_for(entropy, n_q: int, bits: int, where: str) -> None:
+    """The writer's check: `entropy` can code n_q codes of 2**bits."""
+    if entropy.codebook_size != 1 << bits or not entropy.covers(n_q):
+        raise BitstreamError(f"{where}: the entropy model {entropy.hex_id} codes {entropy.codebook_size}-code "
+                             f"codebooks at n_q in {list(entropy.n_qs)}, not {n_q} codes of {1 << bits}")
+
+
+def _block_bytes(entropy, codes: np.ndarray) -> bytes:
+    """One version 2 block: the u16 word count and the words of ``entropy.encode(codes)``."""
+    try:
+        words = entropy.encode(codes)
+    except ValueError as e:
+        raise BitstreamError(f"cannot entropy-code these codes: {e}") from None
+    if len(words) > _U16:
+        raise BitstreamError(f"a block of {codes.shape[1]} frames needs {len(words)} words, more than a block holds")
+    return _BLOCK.pack(len(words)) + words.astype("<u4").tobytes()
+
+
 def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int,
-         envelope_stages: int = 0) -> bytes:
+         envelope_stages: int = 0, entropy=None, block_frames: int = DEFAULT_BLOCK_FRAMES) -> bytes:
     """Serialise codes of shape ``(n_q, frames)`` into ``.tlc`` bytes (the last ``envelope_stages`` of the
-    ``n_q`` codes per frame being envelope codes).
+    ``n_q`` codes per frame being envelope codes): version 1, or version 2 (entropy-coded in blocks of
+    `block_frames` frames) when an `entropy` model (:class:`telucodec.entropy.EntropyModel`) is given.
 
     ``codes`` may be a numpy array or a CPU torch tensor of integers in ``[0, codebook_size)``.
     Raises :class:`BitstreamError` when the codes or fields cannot be represented.
@@ -282,16 +389,25 @@ def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_sa
             f"(need |frames*hop - samples| < hop)")
     if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= (1 << bits)):
         raise BitstreamError(f"codes must lie in [0, {1 << bits}), got range [{codes.min()}, {codes.max()}]")
-    payload = _pack_bits(np.ascontiguousarray(codes.T).reshape(-1), bits)
+    if entropy is None:
+        payload = _pack_bits(np.ascontiguousarray(codes.T).reshape(-1), bits)
+        extension, version = b"", VERSION
+    else:
+        _check_entropy_for(entropy, n_q, bits, "pack")
+        block_frames = _field("block_frames", block_frames, 1, MAX_BLOCK_FRAMES)
+        codes = codes.astype(np.int64, copy=False)
+        payload = b"".join(_block_bytes(entropy, codes[:, i:i + block_frames]) for i in range(0, frames, block_frames))
+        extension, version = _EXT.pack(entropy.id, block_frames, 0), VERSION_ENTROPY
     if len(payload) > _U32:
         raise BitstreamError(f"payload too large for the .tlc format: {len(payload)} bytes")
-    header = _HEADER.pack(MAGIC, VERSION, n_q, bits, envelope_stages, sample_rate, hop_length, 0, num_samples, frames, len(payload))
+    header = _HEADER.pack(MAGIC, version, n_q, bits, envelope_stages, sample_rate, hop_length, 0, num_samples,
+                          frames, len(payload)) + extension
     body = header + payload
     return body + _CRC.pack(zlib.crc32(body))
 
 
-def _check_header(data: bytes, source: str):
-    """Validate magic and version; return the unpacked header fields."""
+def _check_header(data: bytes, source: str) -> _Head:
+    """Validate magic and version; return the unpacked header fields (`data` may run on past the header)."""
     if len(data) < HEADER_BYTES:
         if len(data) >= 4 and data[:4] != MAGIC:
             raise BitstreamError(f"{source}: not a TeluCodec bitstream (bad magic {bytes(data[:4])!r})")
@@ -299,15 +415,21 @@ def _check_header(data: bytes, source: str):
     fields = _HEADER.unpack_from(data, 0)
     if fields[0] != MAGIC:
         raise BitstreamError(f"{source}: not a TeluCodec bitstream (bad magic {fields[0]!r})")
-    if fields[1] != VERSION:
-        raise BitstreamError(f"{source}: unsupported .tlc version {fields[1]} (this reader handles {VERSION})")
-    return fields
+    if fields[1] not in (VERSION, VERSION_ENTROPY):
+        raise BitstreamError(f"{source}: unsupported .tlc version {fields[1]} (this reader handles {VERSION} and "
+                             f"{VERSION_ENTROPY})")
+    if fields[1] == VERSION:
+        return _Head(*fields)
+    if len(data) < HEADER_BYTES_V2:
+        raise BitstreamError(f"{source}: truncated ({len(data)} bytes, a version 2 header needs {HEADER_BYTES_V2})")
+    return _Head(*fields, *_EXT.unpack_from(data, HEADER_BYTES))
 
 
-def _check_fields(source: str, n_q: int, bits: int, flags: int, sr: int, hop: int, reserved: int, num_samples: int,
-                  frames: int, plen: int) -> None:
+def _check_fields(source: str, h: _Head) -> None:
     """The header's consistency rules (module docstring); BitstreamError naming `source` on the first broken."""
-    if flags & 0xF0 or reserved != 0:
+    n_q, bits, flags, sr, hop, frames, num_samples, plen = h.n_q, h.bits, h.flags, h.sr, h.hop, h.frames, \
+        h.num_samples, h.plen
+    if flags & 0xF0 or h.reserved != 0 or h.reserved2 != 0:
         raise BitstreamError(f"{source}: reserved header fields are not zero")
     if not 1 <= n_q <= MAX_N_Q:
         raise BitstreamError(f"{source}: n_q={n_q} out of range 1..{MAX_N_Q}")
@@ -322,53 +444,134 @@ def _check_fields(source: str, n_q: int, bits: int, flags: int, sr: int, hop: in
     if not _frames_match(frames, num_samples, hop):
         raise BitstreamError(f"{source}: {frames} frames of hop {hop} do not match {num_samples} samples")
     count = n_q * frames  # Python int, cannot overflow
-    if (count * bits + 7) // 8 != plen:
-        raise BitstreamError(
-            f"{source}: payload is {plen} bytes but {n_q} x {frames} codes of {bits} bits need {(count * bits + 7) // 8}")
+    if h.version == VERSION:
+        if (count * bits + 7) // 8 != plen:
+            raise BitstreamError(
+                f"{source}: payload is {plen} bytes but {n_q} x {frames} codes of {bits} bits need {(count * bits + 7) // 8}")
+        return
+    if not 1 <= h.block_frames <= MAX_BLOCK_FRAMES:
+        raise BitstreamError(f"{source}: blocks of {h.block_frames} frames out of range 1..{MAX_BLOCK_FRAMES}")
+    blocks = -(-frames // h.block_frames)
+    if plen < _BLOCK.size * blocks or count > 8 * plen + 16 * blocks or (not frames and plen):
+        raise BitstreamError(f"{source}: payload of {plen} bytes cannot hold {n_q} x {frames} entropy-coded codes "
+                             f"in {blocks} blocks")
 
 
-def unpack(data: bytes, *, source: str = "bitstream") -> Bitstream:
-    """Parse ``.tlc`` bytes.  ``source`` names the input in error messages.
+def _check_entropy(source: str, h: _Head, entropy) -> None:
+    """A version 2 file can only be read with the entropy model its header names."""
+    theirs = h.model_id.hex()
+    if entropy is None:
+        raise BitstreamError(f"{source}: entropy-coded with entropy model {theirs}, but the decoding codec has "
+                             f"none: decode it with the codec that encoded it")
+    if entropy.id != h.model_id:
+        raise BitstreamError(f"{source}: entropy-coded with entropy model {theirs}, but the decoding codec's is "
+                             f"{entropy.hex_id}: decode it with the codec that encoded it")
+    if entropy.codebook_size != 1 << h.bits or not entropy.covers(h.n_q):
+        raise BitstreamError(f"{source}: entropy model {theirs} does not code {h.n_q} codes of {1 << h.bits}")
+
+
+def _read_blocks(read, h: _Head, frames: int | None, avail: int, entropy, source: str, strict: bool):
+    """Yield the ``(n_q, k)`` codes of a version 2 payload, block by block. ``read(n)`` gives the next n payload
+    bytes; `avail` of them are there; `frames` is the total (None: not known, a stream whose writer never
+    finished, so every block that arrived is a whole one of ``block_frames``). Strict: any problem is a
+    BitstreamError and the blocks must fill `avail` exactly; otherwise the first block that is cut off or fails a
+    check ends the stream (a file that ends early)."""
+    n_q, per = h.n_q, h.block_frames
+    done = used = index = 0
+    while frames is None or done < frames:
+        k = per if frames is None else min(per, frames - done)
+        problem = None
+        if used + _BLOCK.size > avail:
+            problem = f"the payload ends inside block {index}"
+        else:
+            (w,) = _BLOCK.unpack(read(_BLOCK.size))
+            if used + _BLOCK.size + 4 * w > avail:
+                problem = f"the payload ends inside block {index}"
+            elif n_q * k > 32 * w + 32:
+                problem = f"block {index} claims {n_q * k} codes in {4 * w} bytes, less than a bit per code"
+            else:
+                words = np.frombuffer(read(4 * w), dtype="<u4").astype(np.uint32)
+                try:
+                    codes = entropy.decode(words, n_q, k)
+                    valid = np.array_equal(entropy.encode(codes), words)
+                except ValueError:
+                    valid = False
+                if not valid:
+                    problem = f"block {index} is not valid entropy-coded data"
+        if problem is not None:
+            if strict:
+                raise BitstreamError(f"{source}: {problem}")
+            return
+        used += _BLOCK.size + 4 * w
+        done += k
+        index += 1
+        yield codes
+    if strict and used != avail:
+        raise BitstreamError(f"{source}: {avail - used} bytes after the last block of the payload")
+
+
+def _reader(f, source: str):
+    """``read(n)`` on file `f` that insists on n bytes."""
+    def read(n: int) -> bytes:
+        data = f.read(n)
+        if len(data) < n:
+            raise BitstreamError(f"{source}: changed while it was being read")
+        return data
+    return read
+
+
+def unpack(data: bytes, *, source: str = "bitstream", entropy=None) -> Bitstream:
+    """Parse ``.tlc`` bytes.  ``source`` names the input in error messages; `entropy`: the codec's entropy model,
+    needed for a version 2 file (the one its header names).
 
     Everything is validated; any problem raises :class:`BitstreamError` with a one-line message.
-    Nothing larger than ``len(data)`` is ever allocated.
+    What is allocated is bounded by a constant times ``len(data)``.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise BitstreamError(f"{source}: expected bytes, got {type(data).__name__}")
     data = bytes(data)
-    _, _, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen = _check_header(data, source)
-    expected = OVERHEAD_BYTES + plen
+    h = _check_header(data, source)
+    expected = h.overhead + h.plen
     if len(data) < expected:
         raise BitstreamError(f"{source}: truncated ({len(data)} bytes, header declares {expected})")
     if len(data) > expected:
         raise BitstreamError(f"{source}: {len(data) - expected} trailing bytes after the end of the stream")
-    body_end = HEADER_BYTES + plen
+    body_end = h.size + h.plen
     (crc,) = _CRC.unpack_from(data, body_end)
     if zlib.crc32(data[:body_end]) != crc:
         raise BitstreamError(f"{source}: CRC mismatch, the file is corrupted")
     # Fields are covered by the CRC, so failures below mean a buggy or hostile writer.
-    _check_fields(source, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen)
-    count = n_q * frames  # Python int, cannot overflow
-    try:
-        flat = _unpack_bits(data[HEADER_BYTES:body_end], count, bits)
-    except ValueError:
-        raise BitstreamError(f"{source}: nonzero padding bits at the end of the payload") from None
-    codes = np.ascontiguousarray(flat.reshape(frames, n_q).T)
-    return Bitstream(codes=codes, sample_rate=sr, codebook_size=1 << bits, hop_length=hop, num_samples=num_samples,
-                     envelope_stages=flags)
+    _check_fields(source, h)
+    n_q, frames = h.n_q, h.frames
+    if h.version == VERSION:
+        count = n_q * frames  # Python int, cannot overflow
+        try:
+            flat = _unpack_bits(data[HEADER_BYTES:body_end], count, h.bits)
+        except ValueError:
+            raise BitstreamError(f"{source}: nonzero padding bits at the end of the payload") from None
+        codes = np.ascontiguousarray(flat.reshape(frames, n_q).T)
+    else:
+        _check_entropy(source, h, entropy)
+        parts = list(_read_blocks(_reader(io.BytesIO(data[h.size:body_end]), source), h, frames, h.plen, entropy,
+                                  source, strict=True))
+        codes = np.concatenate(parts, axis=1) if parts else np.zeros((n_q, 0), np.int64)
+    return Bitstream(codes=codes, sample_rate=h.sr, codebook_size=1 << h.bits, hop_length=h.hop,
+                     num_samples=h.num_samples, envelope_stages=h.flags, version=h.version,
+                     entropy_id=h.model_id.hex() if h.model_id else "")
 
 
 # ------------------------------------------------------------------------------------- files
 def write_tlc(path, codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int,
-              envelope_stages: int = 0) -> Path:
-    """Write a ``.tlc`` file atomically (temporary file in the same folder, fsync, ``os.replace``).
+              envelope_stages: int = 0, entropy=None, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Path:
+    """Write a ``.tlc`` file atomically (temporary file in the same folder, fsync, ``os.replace``); version 2 when
+    an `entropy` model is given (see :func:`pack`).
 
     Either the complete new file is at ``path`` afterwards or, if anything fails, the previous
     content (if any) is untouched.  Returns the path.
     """
     path = Path(path)
     data = pack(codes, sample_rate=sample_rate, codebook_size=codebook_size, hop_length=hop_length,
-                num_samples=num_samples, envelope_stages=envelope_stages)
+                num_samples=num_samples, envelope_stages=envelope_stages, entropy=entropy, block_frames=block_frames)
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -385,8 +588,9 @@ def write_tlc(path, codes, *, sample_rate: int, codebook_size: int, hop_length: 
     return path
 
 
-def read_tlc(path) -> Bitstream:
-    """Read and validate a ``.tlc`` file.  Errors name the file.
+def read_tlc(path, entropy=None) -> Bitstream:
+    """Read and validate a ``.tlc`` file.  Errors name the file. `entropy`: the codec's entropy model, needed for a
+    version 2 file.
 
     The header is read and checked against the file size first, so a large non-``.tlc`` file or
     a header with absurd sizes is rejected without reading the whole file.
@@ -395,21 +599,22 @@ def read_tlc(path) -> Bitstream:
     try:
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
-            head = f.read(HEADER_BYTES)
-            fields = _check_header(head, str(path))
-            expected = OVERHEAD_BYTES + fields[-1]
+            head = f.read(HEADER_BYTES_V2)
+            h = _check_header(head, str(path))
+            expected = h.overhead + h.plen
             if size < expected:
                 raise BitstreamError(f"{path}: truncated ({size} bytes, header declares {expected})")
             if size > expected:
                 raise BitstreamError(f"{path}: {size - expected} trailing bytes after the end of the stream")
-            data = head + f.read(expected - HEADER_BYTES)
+            f.seek(0)
+            data = f.read(expected)
     except FileNotFoundError:
         raise BitstreamError(f"no such file: {path}") from None
     except IsADirectoryError:
         raise BitstreamError(f"{path}: is a directory, not a .tlc file") from None
     except OSError as e:
         raise BitstreamError(f"cannot read {path}: {e.strerror or e}") from None
-    return unpack(data, source=str(path))
+    return unpack(data, source=str(path), entropy=entropy)
 
 
 def _unlink_quietly(p: Path) -> None:
@@ -427,10 +632,11 @@ def _os_reason(e: OSError) -> str:
 class TlcWriter:
     """Write a ``.tlc`` file frame by frame (see *Streaming* above), atomically: into a temporary file in the same
     folder, renamed over ``path`` by :meth:`finish`; :meth:`abort` (or leaving a ``with`` block without
-    ``finish``) removes it. ``write(codes)`` takes ``(n_q, k)`` integer codes, any k."""
+    ``finish``) removes it. ``write(codes)`` takes ``(n_q, k)`` integer codes, any k. With an `entropy` model the
+    file is version 2, written a block of `block_frames` frames at a time."""
 
     def __init__(self, path, *, n_q: int, sample_rate: int, codebook_size: int, hop_length: int,
-                 envelope_stages: int = 0):
+                 envelope_stages: int = 0, entropy=None, block_frames: int = DEFAULT_BLOCK_FRAMES):
         self.path = Path(path)
         self.bits = bits_per_code(codebook_size)
         self.n_q = _field("n_q", n_q, 1, MAX_N_Q)
@@ -438,10 +644,18 @@ class TlcWriter:
         self.envelope_stages = _field("envelope_stages", envelope_stages, 0, min(15, self.n_q - 1))
         self.hop_length = _field("hop_length", hop_length, 1, _U16)
         self.codebook_size = 1 << self.bits
+        self.entropy = entropy
+        self.version = VERSION if entropy is None else VERSION_ENTROPY
+        if entropy is not None:
+            _check_entropy_for(entropy, self.n_q, self.bits, str(self.path))
+            self.block_frames = _field("block_frames", block_frames, 1, MAX_BLOCK_FRAMES)
         self.num_frames = 0
         self._payload = 0
         self._crc_payload = 0
-        self._group = 8 // np.gcd(8, self.n_q * self.bits)     # frames per whole number of bytes
+        if entropy is None:
+            self._group = 8 // np.gcd(8, self.n_q * self.bits)     # frames per whole number of bytes
+        else:
+            self._group = self.block_frames                       # whole blocks until finish()
         self._pending = np.zeros((self.n_q, 0), np.int64)
         self._done = False
         self._tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
@@ -453,11 +667,20 @@ class TlcWriter:
             raise BitstreamError(f"cannot write {self.path}: {_os_reason(e)}") from None
 
     def _header(self, num_samples: int, frames: int, payload: int) -> bytes:
-        return _HEADER.pack(MAGIC, VERSION, self.n_q, self.bits, self.envelope_stages, self.sample_rate,
+        head = _HEADER.pack(MAGIC, self.version, self.n_q, self.bits, self.envelope_stages, self.sample_rate,
                             self.hop_length, 0, num_samples, frames, payload)
+        return head if self.entropy is None else head + _EXT.pack(self.entropy.id, self.block_frames, 0)
 
     def _emit(self, codes: np.ndarray) -> None:
-        data = _pack_bits(np.ascontiguousarray(codes.T).reshape(-1), self.bits)
+        if self.entropy is None:
+            data = _pack_bits(np.ascontiguousarray(codes.T).reshape(-1), self.bits)
+        else:
+            try:
+                data = b"".join(_block_bytes(self.entropy, codes[:, i:i + self.block_frames])
+                                for i in range(0, codes.shape[1], self.block_frames))
+            except BitstreamError:
+                self.abort()
+                raise
         try:
             self._f.write(data)
         except OSError as e:
@@ -565,28 +788,31 @@ class TlcReader:
     Opening checks the header (and, for a complete file, its size, CRC and padding, as :func:`read_tlc` does);
     :meth:`blocks` then gives ``(n_q, k)`` int64 code blocks. For a file that ends early, ``truncated`` is True,
     ``num_frames`` counts the whole frames that arrived, ``num_samples`` is their length (or the declared length
-    when every frame arrived), and a :class:`TruncatedStreamWarning` naming the file was issued."""
+    when every frame arrived), and a :class:`TruncatedStreamWarning` naming the file was issued.
 
-    def __init__(self, path):
+    A version 2 (entropy-coded) file needs `entropy`, the model its header names; opening it decodes every block
+    that arrived once, to check it (version 2's rules) and count its frames, keeping none of them."""
+
+    def __init__(self, path, entropy=None):
         self.path = path = Path(path)
         source = str(path)
         try:
             with open(path, "rb") as f:
                 size = os.fstat(f.fileno()).st_size
-                head = f.read(HEADER_BYTES)
-                fields = _check_header(head, source)
-                _, _, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen = fields
-                unfinished = (num_samples, frames, plen) == (UNFINISHED, UNFINISHED, UNFINISHED)
-                expected = OVERHEAD_BYTES + plen
+                head = f.read(HEADER_BYTES_V2)
+                h = _check_header(head, source)
+                unfinished = h.unfinished
+                expected = h.overhead + h.plen
                 if not unfinished and size > expected:
                     raise BitstreamError(f"{path}: {size - expected} trailing bytes after the end of the stream")
                 if unfinished:
-                    _check_fields(source, n_q, bits, flags, sr, hop, reserved, 0, 0, 0)
+                    _check_fields(source, h._replace(num_samples=0, frames=0, plen=0))
                 elif size < expected:
-                    _check_fields(source, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen)
+                    _check_fields(source, h)
                 else:                                          # complete: everything read_tlc checks
-                    crc = zlib.crc32(head)
-                    remaining = plen
+                    f.seek(0)
+                    crc = zlib.crc32(f.read(h.size))
+                    remaining = h.plen
                     while remaining:
                         block = f.read(min(remaining, 1 << 20))
                         if not block:
@@ -596,20 +822,35 @@ class TlcReader:
                     (stored,) = _CRC.unpack(f.read(_CRC.size))
                     if crc != stored:
                         raise BitstreamError(f"{path}: CRC mismatch, the file is corrupted")
-                    _check_fields(source, n_q, bits, flags, sr, hop, reserved, num_samples, frames, plen)
-                    pad = plen * 8 - n_q * frames * bits
-                    if pad:
-                        f.seek(HEADER_BYTES + plen - 1)
+                    _check_fields(source, h)
+                    pad = h.plen * 8 - h.n_q * h.frames * h.bits
+                    if h.version == VERSION and pad:
+                        f.seek(HEADER_BYTES + h.plen - 1)
                         if f.read(1)[0] & ((1 << pad) - 1):
                             raise BitstreamError(f"{path}: nonzero padding bits at the end of the payload")
+                arrived = None
+                if h.version == VERSION_ENTROPY:
+                    _check_entropy(source, h, entropy)
+                    complete = not unfinished and size >= expected
+                    self._avail = h.plen if complete else max(0, size - h.size)
+                    if not unfinished:
+                        self._avail = min(self._avail, h.plen)
+                    f.seek(h.size)
+                    arrived = sum(c.shape[1] for c in _read_blocks(_reader(f, source), h,
+                                                                   None if unfinished else h.frames, self._avail,
+                                                                   entropy, source, strict=complete))
         except FileNotFoundError:
             raise BitstreamError(f"no such file: {path}") from None
         except IsADirectoryError:
             raise BitstreamError(f"{path}: is a directory, not a .tlc file") from None
         except OSError as e:
             raise BitstreamError(f"cannot read {path}: {_os_reason(e)}") from None
-        self.n_q, self.bits, self.envelope_stages = n_q, bits, flags
+        n_q, bits, hop, sr, frames, num_samples = h.n_q, h.bits, h.hop, h.sr, h.frames, h.num_samples
+        self._head, self.entropy = h, entropy
+        self.n_q, self.bits, self.envelope_stages = n_q, bits, h.flags
         self.codebook_size, self.sample_rate, self.hop_length = 1 << bits, sr, hop
+        self.version, self.entropy_id = h.version, h.model_id.hex() if h.model_id else ""
+        self.block_frames = h.block_frames or None
         self.declared_frames = None if unfinished else frames
         self.declared_samples = None if unfinished else num_samples
         complete = not unfinished and size >= expected
@@ -617,12 +858,14 @@ class TlcReader:
         if complete:
             self.num_frames, self.num_samples = frames, num_samples
             return
-        arrived = max(0, size - HEADER_BYTES) * 8 // (n_q * bits)
-        if not unfinished:
-            arrived = min(arrived, frames)
+        if arrived is None:                                   # version 1: the whole frames in the bytes there
+            arrived = max(0, size - HEADER_BYTES) * 8 // (n_q * bits)
+            if not unfinished:
+                arrived = min(arrived, frames)
         if arrived == 0:
             what = "its writer never finished it" if unfinished else f"header declares {expected}"
-            raise BitstreamError(f"{path}: truncated ({size} bytes, {what}): no whole frame arrived")
+            whole = "frame" if h.version == VERSION else "block"
+            raise BitstreamError(f"{path}: truncated ({size} bytes, {what}): no whole {whole} arrived")
         self.num_frames = arrived
         self.num_samples = num_samples if not unfinished and arrived == frames else arrived * hop
         if unfinished:
@@ -639,8 +882,11 @@ class TlcReader:
         return self.num_samples / self.sample_rate
 
     def blocks(self, frames: int = 4096):
-        """Yield the codes as ``(n_q, k)`` int64 arrays of at most `frames` frames each (a multiple of the frames
-        that fill a whole number of bytes)."""
+        """Yield the codes as ``(n_q, k)`` int64 arrays of at most `frames` frames each (version 1: a multiple of
+        the frames that fill a whole number of bytes; version 2: decoded a block at a time)."""
+        if self.version == VERSION_ENTROPY:
+            yield from self._entropy_blocks(max(1, int(frames)))
+            return
         group = 8 // int(np.gcd(8, self.n_q * self.bits))
         per = max(group, int(frames) // group * group)
         bits_per_frame = self.n_q * self.bits
@@ -660,13 +906,36 @@ class TlcReader:
         except OSError as e:
             raise BitstreamError(f"cannot read {self.path}: {_os_reason(e)}") from None
 
+    def _entropy_blocks(self, per: int):
+        """Version 2: decode the blocks counted at opening, regrouped into pieces of `per` frames."""
+        source = str(self.path)
+        pending, have, done = [], 0, 0
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self._head.size)
+                for codes in _read_blocks(_reader(f, source), self._head, self.num_frames, self._avail,
+                                          self.entropy, source, strict=not self.truncated):
+                    pending.append(codes)
+                    have += codes.shape[1]
+                    while have >= per:
+                        joined = np.concatenate(pending, axis=1)
+                        yield np.ascontiguousarray(joined[:, :per])
+                        pending, have, done = [joined[:, per:]], have - per, done + per
+                if have:
+                    yield np.ascontiguousarray(np.concatenate(pending, axis=1))
+                    done += have
+        except OSError as e:
+            raise BitstreamError(f"cannot read {self.path}: {_os_reason(e)}") from None
+        if done != self.num_frames:
+            raise BitstreamError(f"{self.path}: changed while it was being read")
+
     def read_all(self) -> Bitstream:
         """Every frame at once, as a :class:`Bitstream`."""
         parts = list(self.blocks())
         codes = np.concatenate(parts, axis=1) if parts else np.zeros((self.n_q, 0), np.int64)
         return Bitstream(codes=codes, sample_rate=self.sample_rate, codebook_size=self.codebook_size,
                          hop_length=self.hop_length, num_samples=self.num_samples,
-                         envelope_stages=self.envelope_stages)
+                         envelope_stages=self.envelope_stages, version=self.version, entropy_id=self.entropy_id)
 
 
 def _unpack_bits_lenient(payload: bytes, count: int, bits: int) -> np.ndarray:

@@ -167,6 +167,8 @@ def _encode_parser(sub):
     p.add_argument("output")
     p.add_argument("--checkpoint", default=None, help="checkpoint file or folder (default: the shipped model)")
     p.add_argument("--kbps", type=float, default=6.0, choices=[1.5, 3.0, 6.0])
+    p.add_argument("--no_entropy", action="store_true", help="write a plain version 1 .tlc even when the model "
+                   "has an entropy model (by default its codes are entropy-coded: version 2, smaller)")
     return p
 
 
@@ -180,17 +182,21 @@ def cmd_encode(args):
     reader = AudioBlockReader(args.input, model.sample_rate)       # checks the file before anything is written
     chunk = chunk_frames(model)
     encoder = StreamEncoder(model, args.kbps, min_frames=chunk, max_frames=chunk)
+    entropy = model.entropy if not args.no_entropy and model.entropy is not None and \
+        model.entropy.covers(encoder.n_q) else None              # version 2 (entropy-coded) when it can
     with reader, bitstream.TlcWriter(args.output, n_q=encoder.n_q, sample_rate=model.sample_rate,
                                      codebook_size=model.config.codebook_size, hop_length=model.config.hop_length,
-                                     envelope_stages=model.codec.envelope_stages(encoder.n_q)) as writer:
+                                     envelope_stages=model.codec.envelope_stages(encoder.n_q),
+                                     entropy=entropy) as writer:
         for block in reader:
             writer.write(encoder.push(block))
         writer.write(encoder.flush())
         writer.finish(encoder.samples_in)
     seconds = encoder.samples_in / model.sample_rate
     size = Path(args.output).stat().st_size
+    coded = ", entropy-coded" if entropy is not None else ""
     print(f"{args.input}: {seconds:.2f} s -> {args.output}: {size} bytes "
-          f"({size * 8 / seconds / 1000:.2f} kbps with header)")
+          f"({size * 8 / seconds / 1000:.2f} kbps with header{coded})")
 
 
 def _decode_parser(sub):
@@ -209,10 +215,10 @@ def cmd_decode(args):
     from .errors import BitstreamError
     from .inference import load
     from .streaming import AudioBlockWriter, StreamDecoder, chunk_frames
+    model = load(args.checkpoint)                      # first: an entropy-coded file is read with its entropy model
     with warnings.catch_warnings(record=True) as truncation:
         warnings.simplefilter("always", bitstream.TruncatedStreamWarning)
-        stream = bitstream.TlcReader(args.input)
-    model = load(args.checkpoint)
+        stream = bitstream.TlcReader(args.input, entropy=model.entropy)
     if (stream.sample_rate, stream.codebook_size, stream.hop_length) != \
             (model.sample_rate, model.config.codebook_size, model.config.hop_length):
         raise BitstreamError(f"{args.input} was made by a codec with another sample rate, codebook size or hop "
@@ -290,6 +296,59 @@ def cmd_fit_envelope(args):
           f"{report['fit_seconds']:.0f} s -> {args.output}")
 
 
+def _fit_entropy_parser(sub):
+    p = sub.add_parser("fit-entropy", help="fit the entropy model that makes .tlc files smaller (telucodec.entropy)")
+    p.add_argument("output", help="the .safetensors file to write (the same codec plus its entropy model)")
+    p.add_argument("--checkpoint", default=None, help="the trained codec (default: the shipped model); an entropy "
+                   "model it already has is replaced")
+    p.add_argument("--data_dir", default=None, help="folder of speech the codec trained on (its training split is used)")
+    p.add_argument("--no_corpus", action="store_true", help="do not add the embedded corpus's training split")
+    p.add_argument("--data_list", default=None, help="a speaker list (results/speakers/lists.tsv): fit on its "
+                   "'train' clips (with --data_root), never its tune or test speakers")
+    p.add_argument("--data_root", default=None, help="the folder the --data_list paths are relative to")
+    p.add_argument("--val_fraction", type=float, default=0.25, help="fraction of each folder's files held out, as "
+                   "for fit-envelope (the shipped model's 0.25)")
+    p.add_argument("--contexts", type=int, default=16, help="context classes of the previous stage's code "
+                   "(1: one prior per stage; default 16, which measured better)")
+    return p
+
+
+def cmd_fit_entropy(args):
+    import time
+
+    from .data import load_dataset
+    from .entropy import META_KEY, fit_on_clips
+    from .inference import export_safetensors, load
+    from .shipped import data_spec
+    if args.no_corpus and args.data_dir is None and args.data_list is None:
+        raise _Usage("nothing to fit on: give --data_dir or --data_list, or drop --no_corpus")
+    if args.data_list and not args.data_root:
+        raise _Usage("--data_list needs --data_root, the folder its paths are relative to")
+    if not 0 < args.val_fraction < 1:
+        raise _Usage(f"--val_fraction must be between 0 and 1, got {args.val_fraction}")
+    if not 1 <= args.contexts <= 256:
+        raise _Usage(f"--contexts must be between 1 and 256, got {args.contexts}")
+    model = load(args.checkpoint)
+    spec = data_spec(args.val_fraction)
+    clips = ([] if args.no_corpus else list(load_dataset(None, spec, "train"))) + \
+        (list(load_dataset(args.data_dir, spec, "train")) if args.data_dir else [])
+    if args.data_list:
+        from .speakers import load_list, read_list
+        clips += [w for _, w in load_list(read_list(args.data_list, "train"), args.data_root, model.sample_rate)]
+    t0 = time.perf_counter()
+    try:
+        model.entropy = fit_on_clips(model, clips, contexts=args.contexts)
+    except ValueError as exc:                    # a codebook too small to entropy-code, no frames
+        raise _Usage(str(exc)) from None
+    model.entropy.report["clips"] = len(clips)
+    model.entropy.report["fit_seconds"] = round(time.perf_counter() - t0, 1)
+    carried = {k: v for k, v in model.metadata.items() if k not in ("telucodec_sha256", META_KEY)}
+    export_safetensors(model, args.output, carried)
+    bits = ", ".join(f"{b:.2f} at n_q={n}" for n, b in model.entropy.report["fit_bits_per_code"].items())
+    print(f"{model.source} + entropy model {model.entropy.hex_id} ({args.contexts} contexts) fitted on {len(clips)} "
+          f"clips in {model.entropy.report['fit_seconds']:.0f} s: {bits} bits per code on them -> {args.output}")
+
+
 class _Usage(Exception):
     pass
 
@@ -301,6 +360,7 @@ def main(argv=None) -> int:
     _encode_parser(sub)
     _decode_parser(sub)
     _fit_envelope_parser(sub)
+    _fit_entropy_parser(sub)
     b = sub.add_parser("bench", help="quality or speed benchmarks (see book/benchmarks.md)", add_help=False)
     b.add_argument("rest", nargs=argparse.REMAINDER)
     e = sub.add_parser("experiments", help="the GPU ablation run (see scripts/gpu_run.sh)", add_help=False)
@@ -326,6 +386,8 @@ def main(argv=None) -> int:
             cmd_decode(args)
         elif args.command == "fit-envelope":
             cmd_fit_envelope(args)
+        elif args.command == "fit-entropy":
+            cmd_fit_entropy(args)
         elif args.command == "bench":
             from . import bench
             return bench.main(args.rest) or 0

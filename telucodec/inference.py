@@ -23,6 +23,7 @@ class CodecModel:
         self.codec = codec.fold_weight_norm().to(device).eval()     # inference needs no reparametrisation
         self.device, self.source = device, source
         self.metadata: dict = {}      # what a .safetensors export recorded beside the weights (recipe, command, ...)
+        self.entropy = None           # a telucodec.entropy.EntropyModel shipped beside the weights: .tlc version 2
 
     @property
     def sample_rate(self) -> int:
@@ -98,6 +99,24 @@ class CodecModel:
         from .streaming import StreamDecoder
         return StreamDecoder(self, **options)
 
+    def pack(self, codes, num_samples: int, *, entropy: bool = True, block_frames: int | None = None) -> bytes:
+        """Codes (n_q, frames) -> the bytes of a ``.tlc`` file: entropy-coded (version 2) when this model has an
+        entropy model for that n_q and `entropy` is True, else version 1."""
+        from . import bitstream
+        codes = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
+        n_q = codes.shape[0] if codes.ndim == 2 else 0
+        model = self.entropy if entropy and self.entropy is not None and self.entropy.covers(n_q) else None
+        return bitstream.pack(codes, sample_rate=self.sample_rate, codebook_size=self.config.codebook_size,
+                              hop_length=self.config.hop_length, num_samples=num_samples,
+                              envelope_stages=self.codec.envelope_stages(n_q) if n_q else 0, entropy=model,
+                              block_frames=block_frames or bitstream.DEFAULT_BLOCK_FRAMES)
+
+    def unpack(self, data: bytes, source: str = "bitstream"):
+        """The bytes of a ``.tlc`` file (version 1, or 2 entropy-coded with this model's entropy model) -> a
+        telucodec.bitstream.Bitstream."""
+        from . import bitstream
+        return bitstream.unpack(data, source=source, entropy=self.entropy)
+
     def state(self) -> dict:
         return {"codec_config": self.config.to_dict(), "fixes": self.codec.fixes.to_dict()}
 
@@ -119,6 +138,10 @@ def load(path=None, device: str = "cpu") -> CodecModel:
     elif path.suffix == ".safetensors":
         tensors, meta = ckpt.load_weights_safetensors(path)
         import json
+
+        from .entropy import TENSOR_PREFIX
+        entropy_tensors = {k: v for k, v in tensors.items() if k.startswith(TENSOR_PREFIX)}
+        tensors = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
         state = {"model": tensors, "codec_config": json.loads(meta["codec_config"]),
                  "fixes": json.loads(meta["fixes"])}
     else:
@@ -131,14 +154,29 @@ def load(path=None, device: str = "cpu") -> CodecModel:
     model = CodecModel(codec, device, source=str(path))
     if path.suffix == ".safetensors":
         model.metadata = {k: v for k, v in meta.items() if k not in ("codec_config", "fixes")}
+        from .entropy import META_KEY, EntropyModel
+        try:
+            model.entropy = EntropyModel.from_tensors(entropy_tensors, meta.get(META_KEY))
+        except ValueError as exc:
+            raise CheckpointError(f"{path}: its entropy model is damaged ({exc})") from None
+        if model.entropy is not None and model.entropy.codebook_size != codec.config.codebook_size:
+            raise CheckpointError(f"{path}: its entropy model codes {model.entropy.codebook_size} codes, the codec "
+                                  f"{codec.config.codebook_size}")
     return model
 
 
 def export_safetensors(model: CodecModel | Codec, path, extra: dict | None = None):
-    """Write the weights and config as a .safetensors file (for shipping a pretrained model)."""
+    """Write the weights and config as a .safetensors file (for shipping a pretrained model), with the model's
+    entropy model (telucodec.entropy) if it has one; an "entropy_model" key in `extra` without one is dropped."""
     import json
+
+    from .entropy import META_KEY
     codec = model.codec if isinstance(model, CodecModel) else model
+    entropy = getattr(model, "entropy", None)
     meta = {"codec_config": json.dumps(codec.config.to_dict()), "fixes": json.dumps(codec.fixes.to_dict())}
-    meta.update({k: str(v) for k, v in (extra or {}).items()})
-    ckpt.save_weights_safetensors(path, {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()},
-                                  meta)
+    meta.update({k: str(v) for k, v in (extra or {}).items() if k != META_KEY})
+    tensors = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    if entropy is not None:
+        tensors.update(entropy.tensors())
+        meta[META_KEY] = entropy.metadata()
+    ckpt.save_weights_safetensors(path, tensors, meta)
