@@ -19,14 +19,18 @@ import numpy as np
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("checkpoints", nargs="+")
+    ap.add_argument("checkpoints", nargs="*")
     ap.add_argument("--list", default="results/speakers/lists.tsv")
-    ap.add_argument("--data_root", required=True)
+    ap.add_argument("--data_root", default=None)
     ap.add_argument("--clips", type=int, default=30)
     ap.add_argument("--kbps", default="6,3")
     ap.add_argument("--dnsmos", action="store_true")
     ap.add_argument("--out", required=True)
+    ap.add_argument("--table", action="store_true", help="print --out's points as a markdown table, score nothing")
     args = ap.parse_args()
+    if args.table:
+        print(table(json.loads(Path(args.out).read_text())))
+        return
     warnings.simplefilter("ignore")
     import torch
     torch.set_num_threads(1)
@@ -67,6 +71,22 @@ def main():
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(points, indent=1) + "\n")
         print(json.dumps(point), file=sys.stderr)
+
+
+def table(points: list) -> str:
+    """One row per scored checkpoint: step, CPU-hours, and each rate's PESQ-WB, STOI, SI-SNR, DNSMOS OVRL."""
+    rates = [k for k in points[0] if k.endswith("kbps")]
+    head = "| checkpoint | step | CPU-h | " + " | ".join(f"{r} PESQ-WB | {r} STOI | {r} SI-SNR (dB) | {r} DNSMOS"
+                                                       for r in rates) + " |"
+    lines = [head, "|---|---:|---:|" + "---:|" * 4 * len(rates)]
+    for p in points:
+        cells = []
+        for r in rates:
+            m = p.get(r, {})
+            cells += [f"{m.get('pesq_wb', float('nan')):.2f}", f"{m.get('stoi', float('nan')):.3f}",
+                      f"{m.get('si_snr_db', float('nan')):.1f}", f"{m.get('dnsmos_ovrl', float('nan')):.2f}"]
+        lines.append(f"| {p['checkpoint']} | {p['step']} | {p['cpu_seconds'] / 3600:.2f} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
