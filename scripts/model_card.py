@@ -85,6 +85,20 @@ def _paired_table(q, ours, theirs, tuning=True):
     return "\n".join(L) + "\n\nOn all clips: " + "; ".join(said) + "."
 
 
+def unseen_voices(folder: Path) -> list:
+    """The yardstick's table on the test list's unseen speakers (results/yardstick/shipped-test*.json), first."""
+    from telucodec import yardstick
+    path = next((folder / n for n in ("shipped-test.json", "shipped-test-recorded.json") if (folder / n).exists()), None)
+    if path is None:
+        return []
+    result = json.loads(path.read_text())
+    return ["## On voices it never heard (read this first)", "",
+            f"The yardstick (`telucodec.yardstick`, `{path}`): {result['clips']} clips, one from each of the test "
+            "list's speakers (`results/speakers/lists.tsv`), whom nothing here trained or was tuned on; bits counted "
+            "from the `.tlc` files and Opus's packets. The held-out tables further down are of the codec's own "
+            "training speaker, and flatter it.", "", yardstick.markdown(result), ""]
+
+
 def main(folder):
     folder = Path(folder)
     load = lambda name: json.loads((folder / name).read_text()) if (folder / name).exists() else None  # noqa: E731
@@ -104,6 +118,7 @@ def main(folder):
                   "1 kHz of each 20 ms frame, which the decoder's output is then given; the codec's own stages are "
                   "the rest. `telucodec.envelope.without_envelope(telucodec.load())` is the codec without them.")
     L += [""]
+    L += unseen_voices(Path("results/yardstick"))
     if train:
         L += ["## How it was trained", "",
               f"- Recipe: {train.get('recipe', 'the working recipe (`telucodec.recipes`, every ingredient on) with all seven fixes')}; "
