@@ -109,6 +109,7 @@ def test_a_run_scores_every_system_and_names_equal_bits():
     clips = [(f"c{i}", _speechlike(2.0, i)) for i in range(2)]
     kw = dict(kbps=(3.0, 6.0), opus_targets=(6.0, 8.0), visqol_levels=(), others={"TeluCodec earlier 3 kbps": (model, 3.0)})
     parts = [y.run(model, clips, levels=(level,), **kw) for level in (-25.0, None)]
+    assert parts[0]["equal_bits_opus_target"] is None and "not measured in this run" in y.markdown(parts[0])
     result = y.merge(parts)
     assert set(result["systems"]["TeluCodec 6 kbps"]) == {"as recorded", "-25 LUFS"}
     assert set(result["systems"]["TeluCodec earlier 3 kbps"]) == {"as recorded", "-25 LUFS"}
