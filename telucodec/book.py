@@ -96,11 +96,50 @@ def corpus_clips(profile: Profile, data_dir=None):
 
 
 # ------------------------------------------------------------------------------------------------ cached runs
+def run_modules(start: str = "train") -> list:
+    """The package's modules a training run can execute: `start` and everything it imports from the package,
+    followed transitively (imports inside functions included), read from the syntax trees."""
+    import ast
+    pkg = Path(__file__).parent
+    seen, todo = set(), [start]
+    while todo:
+        name = todo.pop()
+        path = pkg / f"{name.replace('.', '/')}.py"
+        if not path.exists():
+            path = pkg / name.replace(".", "/") / "__init__.py"
+        if name in seen or not path.exists():
+            continue
+        seen.add(name)
+        package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level >= 1:
+                parts = package[:len(package) - (node.level - 1)]
+                base = ".".join(parts) + "." if parts else ""
+                todo += [base + node.module] if node.module else [base + a.name for a in node.names]
+    return sorted(seen)
+
+
+def code_fingerprint(source: str) -> str:
+    """A hash of what a module *does*: its syntax tree without docstrings (comments and layout never reach the
+    tree). A docstring, comment or formatting edit keeps the fingerprint, so the notebooks' run cache stays warm;
+    any change to the code changes it."""
+    import ast
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree, include_attributes=False).encode()).hexdigest()
+
+
 def _source_hash() -> str:
     h = hashlib.sha256()
-    for name in ("model.py", "quantizer.py", "losses.py", "spectral.py", "train.py", "batches.py", "config.py",
-                 "fixes.py", "metrics.py"):
-        h.update((Path(__file__).parent / name).read_bytes())
+    pkg = Path(__file__).parent
+    for name in run_modules():
+        path = pkg / f"{name.replace('.', '/')}.py"
+        path = path if path.exists() else pkg / name.replace(".", "/") / "__init__.py"
+        h.update(name.encode() + code_fingerprint(path.read_text()).encode())
     return h.hexdigest()[:16]
 
 
