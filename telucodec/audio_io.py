@@ -202,17 +202,23 @@ def _read_soundfile(path: Path) -> tuple[np.ndarray, int]:
     return data, int(sr)
 
 
+def av_audio_stream(container):
+    """(the first audio stream of an open PyAV container, its sample rate); ValueError if there is none."""
+    if not container.streams.audio:
+        raise ValueError("no audio stream")
+    stream = container.streams.audio[0]
+    sr = int(stream.codec_context.sample_rate or stream.rate or 0)
+    if sr <= 0:
+        raise ValueError("unknown sample rate")
+    return stream, sr
+
+
 def _read_av(path: Path) -> tuple[np.ndarray, int]:
     import av
 
     chunks: list[np.ndarray] = []
     with av.open(str(path), mode="r") as container:
-        if not container.streams.audio:
-            raise ValueError("no audio stream")
-        stream = container.streams.audio[0]
-        sr = int(stream.codec_context.sample_rate or stream.rate or 0)
-        if sr <= 0:
-            raise ValueError("unknown sample rate")
+        stream, sr = av_audio_stream(container)
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
         for frame in container.decode(stream):
             for out in resampler.resample(frame):

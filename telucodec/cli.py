@@ -60,19 +60,16 @@ def _train_parser(sub):
 def _listed_clips(args, sample_rate: int):
     """(train, validation) clips from a speaker list (telucodec.speakers): the "train" list, and the first
     clip of each "tune" speaker for the per-epoch diagnostics; plus --extra_data_dir's folder if given."""
-    import warnings
     from .speakers import load_list, read_list
     if not args.data_root:
         raise _Usage("--data_list needs --data_root, the folder its paths are relative to")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train = [w for _, w in load_list(read_list(args.data_list, "train"), args.data_root, sample_rate)]
-        tune, seen = [], set()
-        for u in read_list(args.data_list, "tune"):
-            if (u.corpus, u.speaker) not in seen:
-                seen.add((u.corpus, u.speaker))
-                tune.append(u)
-        val = [w for _, w in load_list(tune, args.data_root, sample_rate)] if tune else train[:8]
+    train = [w for _, w in load_list(read_list(args.data_list, "train"), args.data_root, sample_rate)]
+    tune, seen = [], set()
+    for u in read_list(args.data_list, "tune"):
+        if (u.corpus, u.speaker) not in seen:
+            seen.add((u.corpus, u.speaker))
+            tune.append(u)
+    val = [w for _, w in load_list(tune, args.data_root, sample_rate)] if tune else train[:8]
     if args.extra_data_dir:
         from .data import load_dataset, spec_for
         spec = spec_for(args.recipe_codec, args.recipe_train)
@@ -261,28 +258,40 @@ def _fit_envelope_parser(sub):
     return p
 
 
-def cmd_fit_envelope(args):
-    import json
-    import time
-
-    from .data import load_dataset
-    from .envelope import with_envelope, without_envelope
-    from .inference import export_safetensors, load
-    from .shipped import data_spec
+def _check_fit_data(args):
+    """The data options fit-envelope and fit-entropy share: one-line errors for what cannot work."""
     if args.no_corpus and args.data_dir is None and args.data_list is None:
         raise _Usage("nothing to fit on: give --data_dir or --data_list, or drop --no_corpus")
     if args.data_list and not args.data_root:
         raise _Usage("--data_list needs --data_root, the folder its paths are relative to")
     if not 0 < args.val_fraction < 1:
         raise _Usage(f"--val_fraction must be between 0 and 1, got {args.val_fraction}")
-    loaded = load(args.checkpoint)
-    model = without_envelope(loaded)
+
+
+def _fit_clips(args, sample_rate: int) -> list:
+    """The training clips a codebook fit may see: the embedded corpus's and --data_dir's training splits (split
+    by file as the codec trained), and a speaker list's "train" clips."""
+    from .data import load_dataset
+    from .shipped import data_spec
     spec = data_spec(args.val_fraction)
     clips = ([] if args.no_corpus else list(load_dataset(None, spec, "train"))) + \
         (list(load_dataset(args.data_dir, spec, "train")) if args.data_dir else [])
     if args.data_list:
         from .speakers import load_list, read_list
-        clips += [w for _, w in load_list(read_list(args.data_list, "train"), args.data_root, model.sample_rate)]
+        clips += [w for _, w in load_list(read_list(args.data_list, "train"), args.data_root, sample_rate)]
+    return clips
+
+
+def cmd_fit_envelope(args):
+    import json
+    import time
+
+    from .envelope import with_envelope, without_envelope
+    from .inference import export_safetensors, load
+    _check_fit_data(args)
+    loaded = load(args.checkpoint)
+    model = without_envelope(loaded)
+    clips = _fit_clips(args, model.sample_rate)
     t0 = time.perf_counter()
     try:
         enveloped, report = with_envelope(model, clips, seed=args.seed)
@@ -316,25 +325,13 @@ def _fit_entropy_parser(sub):
 def cmd_fit_entropy(args):
     import time
 
-    from .data import load_dataset
     from .entropy import META_KEY, fit_on_clips
     from .inference import export_safetensors, load
-    from .shipped import data_spec
-    if args.no_corpus and args.data_dir is None and args.data_list is None:
-        raise _Usage("nothing to fit on: give --data_dir or --data_list, or drop --no_corpus")
-    if args.data_list and not args.data_root:
-        raise _Usage("--data_list needs --data_root, the folder its paths are relative to")
-    if not 0 < args.val_fraction < 1:
-        raise _Usage(f"--val_fraction must be between 0 and 1, got {args.val_fraction}")
+    _check_fit_data(args)
     if not 1 <= args.contexts <= 256:
         raise _Usage(f"--contexts must be between 1 and 256, got {args.contexts}")
     model = load(args.checkpoint)
-    spec = data_spec(args.val_fraction)
-    clips = ([] if args.no_corpus else list(load_dataset(None, spec, "train"))) + \
-        (list(load_dataset(args.data_dir, spec, "train")) if args.data_dir else [])
-    if args.data_list:
-        from .speakers import load_list, read_list
-        clips += [w for _, w in load_list(read_list(args.data_list, "train"), args.data_root, model.sample_rate)]
+    clips = _fit_clips(args, model.sample_rate)
     t0 = time.perf_counter()
     try:
         model.entropy = fit_on_clips(model, clips, contexts=args.contexts)

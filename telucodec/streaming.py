@@ -55,6 +55,7 @@ from .audio_io import (
     _AV_ONLY,
     _WRITE_FORMATS,
     AudioReadError,
+    av_audio_stream,
     _check_file,
     _one_line,
     _quiet_stderr,
@@ -664,13 +665,7 @@ class AudioBlockReader:
         try:
             import av
             with av.open(str(self.path), mode="r") as container:
-                if not container.streams.audio:
-                    raise ValueError("no audio stream")
-                stream = container.streams.audio[0]
-                sr = int(stream.codec_context.sample_rate or stream.rate or 0)
-                if sr <= 0:
-                    raise ValueError("unknown sample rate")
-                return sr
+                return av_audio_stream(container)[1]
         except ImportError:
             self._errors.append("PyAV is not installed (pip install av)")
         except MemoryError:
