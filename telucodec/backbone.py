@@ -88,15 +88,3 @@ class ISTFTHead(nn.Module):
                      stride=(1, self.hop))[0, 0, 0]
         pad = (self.n_fft - self.hop) // 2
         return (y / env.clamp(min=1e-8))[:, pad:pad + n_frames * self.hop]
-
-
-class VocosDecoder(nn.Module):
-    """The frame-rate decoder: FrameBackbone then ISTFTHead (no tanh: the inverse STFT sets the level)."""
-
-    def __init__(self, latent_dim: int, dim: int, layers: int, hop_length: int, upsample: int = 2):
-        super().__init__()
-        self.backbone = FrameBackbone(latent_dim, dim, layers, norm_in=False)
-        self.head = ISTFTHead(dim, hop_length, upsample)
-
-    def forward(self, latent):
-        return self.head(self.backbone(latent))
