@@ -45,12 +45,12 @@ def main(argv=None):
     import torch
     torch.set_num_threads(1)
     from dataclasses import replace
-    from telucodec import baselines as B
+    from telucodec.evaluation import baselines as B
     from telucodec.bench.common import machine_info
     from telucodec.config import preset
-    from telucodec.data import load_dataset, spec_for
-    from telucodec.evaluation import crop_clip, mean_table, reconstruct, score
-    from telucodec.inference import load
+    from telucodec.data.folders import load_dataset, spec_for
+    from telucodec.evaluation.scoring import crop_clip, mean_table, reconstruct, score
+    from telucodec.coding.inference import load
     p = preset("cpu")
     spec = spec_for(p.codec, replace(p.train, val_fraction=args.val_fraction))
     clips = [crop_clip(c, 16000, "first", args.seconds) for c in load_dataset(args.data_dir, spec, "val")]

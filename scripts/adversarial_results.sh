@@ -13,11 +13,11 @@ python - "$RUNS" "$OUT" <<'PY'
 import json, sys
 from pathlib import Path
 import numpy as np
-from telucodec import checkpoint as ckpt
-from telucodec.audio_io import write_audio
+from telucodec.coding import checkpoint as ckpt
+from telucodec.data.audio_io import write_audio
 from telucodec.bench.common import machine_info
-from telucodec.demo import demo_clip
-from telucodec.inference import export_safetensors, load
+from telucodec.cli.demo import demo_clip
+from telucodec.coding.inference import export_safetensors, load
 runs, out = Path(sys.argv[1]), Path(sys.argv[2])
 KEEP = ("step", "loss", "waveform", "stft", "mel", "vq", "discriminator", "adversarial", "feature",
         "grad_norm", "grad_norm_discriminator", "lr")

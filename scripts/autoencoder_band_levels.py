@@ -17,13 +17,13 @@ def main(data_dir: str):
     import torch
     torch.set_num_threads(1)
     from telucodec.config import preset
-    from telucodec.data import load_dataset, spec_for
-    from telucodec.evaluation import crop_clip, reconstruct
-    from telucodec.inference import load
-    from telucodec.metrics import band_level_by_loudness
+    from telucodec.data.folders import load_dataset, spec_for
+    from telucodec.evaluation.scoring import crop_clip, reconstruct
+    from telucodec.coding.inference import load
+    from telucodec.evaluation.metrics import band_level_by_loudness
     p = preset("cpu")
     clips = list(load_dataset(data_dir, spec_for(p.codec, replace(p.train, val_fraction=0.25)), "val"))[:10]
-    from telucodec.envelope import without_envelope
+    from telucodec.coding.inference import without_envelope
     codec = without_envelope(load()).codec.eval()   # the codec as trained, without the envelope codebooks
     xs, bypassed, quantized = [], [], []
     with torch.no_grad():

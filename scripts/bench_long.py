@@ -9,7 +9,7 @@ The input is synthetic and written in blocks (never held whole): a speech-like h
 loudness wander, with noise and pauses, at 16 kHz, 16-bit. Peak memory is the command's maximum resident set
 size; "x real time" is the audio's duration over the command's wall-clock time (Python start-up and model loading
 included). A start-up baseline (import + load, no audio) is measured the same way. Also measured: the streaming
-API's delay (telucodec.streaming.measure_delay) and its compute per 20 ms frame when fed frame by frame.
+API's delay (telucodec.coding.streaming.measure_delay) and its compute per 20 ms frame when fed frame by frame.
 
 Writes results/bench/long/bench_long.json and results/bench/long/README.md. The audio goes to --workdir
 (default: a temporary folder), never into the repository.
@@ -114,7 +114,7 @@ def streaming_figures(checkpoint) -> dict:
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
     import telucodec
-    from telucodec import streaming
+    from telucodec.coding import streaming
     model = telucodec.load(checkpoint)
     delay = streaming.measure_delay(model, seconds=1.0, block=1)
     ctx = streaming.context(model)
@@ -251,8 +251,8 @@ def markdown(r: dict) -> str:
         lines += [
             "", "## Streaming delay", "",
             "The codec is non-causal, so its delay is its look-ahead, measured by back-propagating from one frame "
-            "(telucodec.streaming.context) and confirmed by pushing samples one at a time "
-            "(telucodec.streaming.measure_delay):",
+            "(telucodec.coding.streaming.context) and confirmed by pushing samples one at a time "
+            "(telucodec.coding.streaming.measure_delay):",
             "",
             f"- encoder: a {st['frame_ms']:.0f} ms frame plus {st['encoder_lookahead_samples']} samples "
             f"({st['encoder_lookahead_samples'] * ms:.2f} ms) of look-ahead = {st['encoder_delay_ms']:.2f} ms "

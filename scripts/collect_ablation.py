@@ -1,6 +1,6 @@
 """Copy the finished runs of a multi-seed ablation (written by `python -m telucodec experiments`) into results/,
 one JSON per run (evaluation, diagnostics, epochs; the per-step history stays with the checkpoints), add the
-robust range ratio (telucodec.metrics.robust_range_ratio) at every bitrate, measured on the run's own final
+robust range ratio (telucodec.evaluation.metrics.robust_range_ratio) at every bitrate, measured on the run's own final
 checkpoint and the same held-out clips as its evaluation, and write summary.json (what is done so far);
 with --samples, copy seed 0's first held-out sample of every run (6 kbps, and the original) beside them.
 
@@ -29,16 +29,16 @@ KEEP = ("name", "seed", "fixes", "enabled", "preset", "recipe", "ingredients", "
 def _val_clips(preset: str, seed: int, extra_data_dir: str | None, eval_clips: int) -> tuple:
     """The evaluation's held-out clips, loaded once per (preset, seed) for every run that shares them."""
     from telucodec.config import preset as get_preset
-    from telucodec.experiments import _clips
+    from telucodec.training.experiments import _clips
     p = get_preset(preset)
     args = Namespace(corpus_dir=None, extra_data_dir=extra_data_dir)
     return tuple(_clips(args, p.codec, replace(p.train, seed=seed), "val")[:eval_clips])
 
 
 def robust_ranges(run_dir: Path, record: dict, extra_data_dir: str | None, eval_clips: int, seconds: float) -> dict:
-    from telucodec.evaluation import crop_clip, reconstruct
-    from telucodec.inference import load
-    from telucodec.metrics import robust_range_ratio
+    from telucodec.evaluation.scoring import crop_clip, reconstruct
+    from telucodec.coding.inference import load
+    from telucodec.evaluation.metrics import robust_range_ratio
     clips = _val_clips(record["preset"], int(record["seed"]), extra_data_dir, eval_clips)
     codec = load(run_dir / "checkpoints").codec
     sr = codec.config.sample_rate

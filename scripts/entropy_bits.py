@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python scripts/entropy_bits.py --data_root ../shared/data
 
 The shipped model (results/pretrained/telucodec.safetensors) codes the train list's clips (results/speakers/lists.tsv)
-at 1.5, 3 and 6 kbps; entropy models are fitted on those codes (telucodec.entropy.fit): one prior per stage
+at 1.5, 3 and 6 kbps; entropy models are fitted on those codes (telucodec.coding.entropy.fit): one prior per stage
 (contexts=1) and priors conditioned on the previous stage's code (contexts=4, 16, 64). Every clip of the tune list
 (speakers in no training data) is then coded and written both ways: the .tlc files' bits per second, header and CRC
 included, and of the payload alone, beside the model's ideal (information content); the block size's cost; and
@@ -41,10 +41,10 @@ def main():
     import torch
     torch.set_num_threads(1)
     import telucodec
-    from telucodec import bitstream as bs
-    from telucodec.checkpoint import save_weights_safetensors
-    from telucodec.entropy import META_KEY, collect_codes, fit
-    from telucodec.speakers import load_list, read_list
+    from telucodec.coding import bitstream as bs
+    from telucodec.coding.checkpoint import save_weights_safetensors
+    from telucodec.coding.entropy import META_KEY, collect_codes, fit
+    from telucodec.data.speakers import load_list, read_list
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,7 +168,7 @@ def readme(r) -> str:
         "",
         "`scripts/entropy_bits.py` (its command: `" + r["command"] + "`). The shipped model "
         f"(`{r['checkpoint']}`) coded the {r['train_clips']} clips of the train list ({r['train_hours']:.2f} h) at "
-        "each rate; entropy models (`telucodec.entropy`) were fitted on those codes and measured on all "
+        "each rate; entropy models (`telucodec.coding.entropy`) were fitted on those codes and measured on all "
         f"{r['tune_clips']} clips of the tune list ({r['tune_seconds'] / 60:.1f} min, {r['tune_frames']} frames), "
         "speakers in no training data. Every tune clip was written as a version 2 `.tlc` and read back: the codes "
         "came back exactly.",

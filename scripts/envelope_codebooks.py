@@ -3,7 +3,7 @@
     python scripts/envelope_codebooks.py --model results/pretrained/telucodec.safetensors --data_dir <telugu-cv-dev> \
         --save <scratch>/with_envelope.safetensors --out results/cpu/envelope_oracle/codebooks.json
 
-Fits the envelope codebooks (`telucodec.envelope.with_envelope`, the split measured in session 8: 3 of 12 codebooks
+Fits the envelope codebooks (`telucodec.coding.inference.with_envelope`, the split measured in session 8: 3 of 12 codebooks
 at 6 kbps, 2 of 6 at 3 kbps, none at 1.5 kbps; the shipped model also gives 1 of 3 to the envelope at 1.5 kbps) on the shipped model's training split (embedded corpus + the folder), then scores the
 model with and without them, and Opus 6 and 8 kbps, on the first 10 held-out clips of the folder (first 6 s; the
 model card's tuning clips): PESQ-WB, STOI, SI-SNR, mel distance.
@@ -30,15 +30,16 @@ def main(argv=None):
     import numpy as np
     import torch
     torch.set_num_threads(1)
-    from telucodec import metrics, shipped
-    from telucodec.baselines import round_trip
+    from telucodec.evaluation import metrics
+    from telucodec.cli import shipped
+    from telucodec.evaluation.baselines import round_trip
     from telucodec.config import preset
-    from telucodec.data import load_dataset, spec_for
-    from telucodec.envelope import with_envelope
-    from telucodec.evaluation import crop_clip
-    from telucodec.inference import export_safetensors, load
+    from telucodec.data.folders import load_dataset, spec_for
+    from telucodec.coding.inference import with_envelope
+    from telucodec.evaluation.scoring import crop_clip
+    from telucodec.coding.inference import export_safetensors, load
 
-    from telucodec.envelope import without_envelope
+    from telucodec.coding.inference import without_envelope
     base = without_envelope(load(args.model))    # the codec as trained; codebooks it already has are refitted
     t0 = time.perf_counter()
     enveloped, report = with_envelope(base, shipped.clips("train", args.data_dir), split=((6, 2), (12, 3)))

@@ -11,7 +11,7 @@ it is replaced by the input's, in an STFT (window 512, hop 128; 640/160 for the 
 * the spectral envelope (log magnitude smoothed over 11 bins, ~340 Hz) or the fine structure around it;
 * the magnitude in one band only (under 1 kHz, 1-4 kHz, above 4 kHz);
 * the level of each of B mel bands (B = 8, 16, 32) at 100, 50 or 25 frames/s, keeping the codec's fine structure
-  and phase: what an envelope post-filter (telucodec.postfilter) could at best do at that resolution.
+  and phase: what an envelope post-filter (telucodec.codec.postfilter) could at best do at that resolution.
 
 It also reports, per band, how the codec's band level follows the input's frame by frame (slope and correlation
 over the frames within 50 dB of the loudest). These are oracles (they use the input), not codecs: they say where the
@@ -38,16 +38,16 @@ def main(argv=None):
     import torch
     import torch.nn.functional as F
     torch.set_num_threads(1)
-    from telucodec import metrics
+    from telucodec.evaluation import metrics
     from telucodec.config import preset
-    from telucodec.data import load_dataset, spec_for
-    from telucodec.evaluation import crop_clip, reconstruct
-    from telucodec.inference import load
-    from telucodec.spectral import mel_band_filters
+    from telucodec.data.folders import load_dataset, spec_for
+    from telucodec.evaluation.scoring import crop_clip, reconstruct
+    from telucodec.coding.inference import load
+    from telucodec.codec.spectral import mel_band_filters
 
     p = preset("cpu")
     clips = list(load_dataset(args.data_dir, spec_for(p.codec, replace(p.train, val_fraction=0.25)), "val"))[:10]
-    from telucodec.envelope import without_envelope
+    from telucodec.coding.inference import without_envelope
     model = without_envelope(load(args.model))   # the codec as trained (the shipped model without its envelope codebooks)
     sr = 16000
 

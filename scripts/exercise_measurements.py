@@ -36,7 +36,7 @@ def chapter_13() -> dict:
     from telucodec import Fixes
     from telucodec.bench import synthetic_speech
     from telucodec.config import preset
-    from telucodec.diagnostics import overfit_one_clip
+    from telucodec.training.diagnostics import overfit_one_clip
     clip = synthetic_speech(1.0, seed=1)
     cfg = preset("ci").codec
     out: dict = {}
@@ -56,10 +56,10 @@ def chapter_13() -> dict:
 
 def chapter_15() -> dict:
     import telucodec
-    from telucodec.demo import demo_clip
-    from telucodec.envelope import without_envelope
-    from telucodec.evaluation import score
-    from telucodec.metrics import band_level_error
+    from telucodec.cli.demo import demo_clip
+    from telucodec.coding.inference import without_envelope
+    from telucodec.evaluation.scoring import score
+    from telucodec.evaluation.metrics import band_level_error
     out: dict = {}
     shipped = telucodec.load()
     model = without_envelope(shipped)              # exercise 2 is about the codec as trained (its 12 stages)

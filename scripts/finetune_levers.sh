@@ -30,7 +30,7 @@ python - "$WORK" <<'PY'
 import json, sys
 from pathlib import Path
 import telucodec
-from telucodec.audio_io import read_audio, write_audio
+from telucodec.data.audio_io import read_audio, write_audio
 from telucodec.paths import RESULTS_DIR
 listening = RESULTS_DIR / "pretrained" / "listening"
 clip = json.loads((listening / "samples.json").read_text())["clips"][0]

@@ -2,7 +2,7 @@
 of the dev speaker (Mozilla Common Voice layout, CC0-1.0; files the shipped model never trained on), coded by
 the shipped model at 1.5, 3 and 6 kbps (and at 6 kbps without its envelope codebooks, "telucodec-6-plain": the
 codec as trained) and by Opus, AMR-NB and Codec2, written as 16-bit FLAC with a JSON of
-every file's scores (telucodec.evaluation.score, ViSQOL included).
+every file's scores (telucodec.evaluation.scoring.score, ViSQOL included).
 
     python scripts/listening_samples.py --data_dir ../shared/data/telugu-cv-dev --out results/pretrained/listening
 """
@@ -25,13 +25,13 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=4.0)
     args = ap.parse_args(argv)
-    from telucodec import baselines as B
-    from telucodec.audio_io import write_audio
-    from telucodec.data import load_dataset
-    from telucodec.evaluation import score
-    from telucodec.inference import load
-    from telucodec.shipped import data_spec
-    from telucodec.envelope import without_envelope
+    from telucodec.evaluation import baselines as B
+    from telucodec.data.audio_io import write_audio
+    from telucodec.data.folders import load_dataset
+    from telucodec.evaluation.scoring import score
+    from telucodec.coding.inference import load
+    from telucodec.cli.shipped import data_spec
+    from telucodec.coding.inference import without_envelope
     model = load()
     plain = without_envelope(model)
     with warnings.catch_warnings():

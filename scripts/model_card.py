@@ -26,7 +26,7 @@ def _rows(q):
 
 def _table(q):
     """The bench rows as the demo prints its table (one formatter for both)."""
-    from telucodec.demo import markdown
+    from telucodec.cli.demo import markdown
     ok = [r for r in q["rows"] if r.get("status") == "ok"]
     vis = any(r.get("visqol") is not None for r in ok)
     table = markdown([{**r, "system": r["label"], "kbps": r["kbps_spent"]} for r in ok], vis)
@@ -54,8 +54,8 @@ TUNING_CLIPS = 10   # the first 10 held-out real clips: the recipe's settings an
 
 
 def _paired(q, ours, theirs, first=0, last=None):
-    """telucodec.evaluation.paired_difference on clips [first:last] of the bench order, for the four metrics."""
-    from telucodec.evaluation import paired_difference
+    """telucodec.evaluation.scoring.paired_difference on clips [first:last] of the bench order, for the four metrics."""
+    from telucodec.evaluation.scoring import paired_difference
     names = [c["clip"] for c in q["per_clip"][theirs]][first:last]
     pick = lambda rows: [c for c in rows if c["clip"] in names]   # noqa: E731
     out = {}
@@ -87,13 +87,13 @@ def _paired_table(q, ours, theirs, tuning=True):
 
 def unseen_voices(folder: Path) -> list:
     """The yardstick's table on the test list's unseen speakers (results/yardstick/shipped-test*.json), first."""
-    from telucodec import yardstick
+    from telucodec.evaluation import yardstick
     path = next((folder / n for n in ("shipped-test.json", "shipped-test-recorded.json") if (folder / n).exists()), None)
     if path is None:
         return []
     result = json.loads(path.read_text())
     return ["## On voices it never heard (read this first)", "",
-            f"The yardstick (`telucodec.yardstick`, `{path}`): {result['clips']} clips, one from each of the test "
+            f"The yardstick (`telucodec.evaluation.yardstick`, `{path}`): {result['clips']} clips, one from each of the test "
             "list's speakers (`results/speakers/lists.tsv`), whom nothing here trained or was tuned on; bits counted "
             "from the `.tlc` files and Opus's packets. The held-out tables further down are of the codec's own "
             "training speaker, and flatter it.", "", yardstick.markdown(result), ""]
@@ -114,14 +114,14 @@ def main(folder):
         parts = [f"{k} of the {n}" for n, k in env["split"]]
         both = lambda xs: ", ".join(xs[:-1]) + " and " + xs[-1] if len(xs) > 1 else xs[0]   # noqa: E731
         L[-1] += (f" At {both(rates)} kbit/s the last {both(parts)}" +
-                  " codebooks are envelope codebooks (`telucodec.envelope`): they code the 21 mel-band levels above "
+                  " codebooks are envelope codebooks (`telucodec.codec.envelope`): they code the 21 mel-band levels above "
                   "1 kHz of each 20 ms frame, which the decoder's output is then given; the codec's own stages are "
-                  "the rest. `telucodec.envelope.without_envelope(telucodec.load())` is the codec without them.")
+                  "the rest. `telucodec.coding.inference.without_envelope(telucodec.load())` is the codec without them.")
     L += [""]
     L += unseen_voices(Path("results/yardstick"))
     if train:
         L += ["## How it was trained", "",
-              f"- Recipe: {train.get('recipe', 'the working recipe (`telucodec.recipes`, every ingredient on) with all seven fixes')}; "
+              f"- Recipe: {train.get('recipe', 'the working recipe (`telucodec.training.recipes`, every ingredient on) with all seven fixes')}; "
               f"preset `{train['preset']}` ({train['parameters'] / 1e6:.2f} M parameters).",
               f"- Command: `{train['command']}`",
               f"- Steps: {train['steps']} ({train['schedule_note']}); wall time {train['wall_minutes']:.1f} min on "

@@ -38,12 +38,12 @@ def main(argv=None):
     import torch
     torch.set_num_threads(1)
     from dataclasses import replace
-    from telucodec import baselines as B
+    from telucodec.evaluation import baselines as B
     from telucodec.config import preset
-    from telucodec.data import load_dataset, spec_for
-    from telucodec.evaluation import crop_clip, evaluate_clips, mean_table, score
-    from telucodec.inference import load
-    from telucodec import checkpoint as ckpt
+    from telucodec.data.folders import load_dataset, spec_for
+    from telucodec.evaluation.scoring import crop_clip, evaluate_clips, mean_table, score
+    from telucodec.coding.inference import load
+    from telucodec.coding import checkpoint as ckpt
     p = preset("cpu")
     spec = spec_for(p.codec, replace(p.train, val_fraction=args.val_fraction))
     clips = list(load_dataset(args.data_dir, spec, "val"))[: args.clips]

@@ -31,12 +31,12 @@ def main(argv=None):
     import numpy as np
     import torch
     torch.set_num_threads(1)
-    from telucodec.checkpoint import latest_checkpoint
+    from telucodec.coding.checkpoint import latest_checkpoint
     from telucodec.config import preset
-    from telucodec.data import load_dataset, spec_for
-    from telucodec.evaluation import crop_clip, evaluate_clips, reconstruct
-    from telucodec.inference import load
-    from telucodec.metrics import band_level_error, mel_distance_active
+    from telucodec.data.folders import load_dataset, spec_for
+    from telucodec.evaluation.scoring import crop_clip, evaluate_clips, reconstruct
+    from telucodec.coding.inference import load
+    from telucodec.evaluation.metrics import band_level_error, mel_distance_active
     p = preset("cpu")
     spec = spec_for(p.codec, replace(p.train, val_fraction=0.25))
     sets = {"synthetic": (list(load_dataset(None, spec, "val"))[:20], 4.0),

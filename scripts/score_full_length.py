@@ -42,10 +42,10 @@ def main(argv=None):
     import torch
     torch.set_num_threads(1)
     from telucodec.config import preset
-    from telucodec.data import load_dataset, spec_for
-    from telucodec.evaluation import crop_clip, evaluate_clips, reconstruct
-    from telucodec.inference import load
-    from telucodec.metrics import band_level_by_loudness, band_level_error, mel_distance, mel_distance_active, pesq_wb
+    from telucodec.data.folders import load_dataset, spec_for
+    from telucodec.evaluation.scoring import crop_clip, evaluate_clips, reconstruct
+    from telucodec.coding.inference import load
+    from telucodec.evaluation.metrics import band_level_by_loudness, band_level_error, mel_distance, mel_distance_active, pesq_wb
     p = preset("cpu")
     clips = list(load_dataset(args.data_dir, spec_for(p.codec, replace(p.train, val_fraction=0.25)), "val"))[:10]
     result = {"clips": len(clips), "crop": "first 6 s", "bitrate": "6 kbps",
@@ -69,7 +69,7 @@ def main(argv=None):
         result["models"][label] = {"checkpoint": path, **table}
         print(label, json.dumps({k: v for k, v in table.items() if k != "band_level_db"}), flush=True)
     if args.opus:                            # the reference codec's band levels, on the same clips
-        from telucodec.baselines import round_trip
+        from telucodec.evaluation.baselines import round_trip
         xs = [crop_clip(c, 16000, "first", 6.0) for c in clips]
         ys = [round_trip("opus-6", x, 16000).decoded[:len(x)] for x in xs]
         result["opus-6"] = {"band_level_db": {b: float(np.mean([band_level_error(x, y)[b] for x, y in zip(xs, ys)]))

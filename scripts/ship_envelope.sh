@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Add envelope codebooks (telucodec.envelope) to a trained codec, ship the result and measure it.
+# Add envelope codebooks (telucodec.codec.envelope) to a trained codec, ship the result and measure it.
 #   bash scripts/ship_envelope.sh <telugu-cv-dev folder> [CODEC.safetensors]
 # CODEC (default: the shipped model) is the codec as trained; envelope codebooks it already has are replaced, so
 # running this twice gives the same file. The codebooks are fitted on the codec's training split (embedded corpus +
 # the folder, 25 % of the files of each held out); its weights are not changed. training.json keeps the codec's
 # training record and gains an "envelope" entry; the quality curve is the codec's (the envelope is fitted once,
-# after training). telucodec.envelope.without_envelope(telucodec.load()) is the codec without them.
+# after training). telucodec.coding.inference.without_envelope(telucodec.load()) is the codec without them.
 set -euo pipefail
 DEV=${1:?folder of real speech the codec trained on}; OUT=results/pretrained; CODEC=${2:-$OUT/telucodec.safetensors}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
@@ -22,7 +22,7 @@ with safe_open(str(out / "telucodec.safetensors"), "pt") as f:
     fit = json.loads(f.metadata()["envelope_fit"])
 info = json.loads((out / "training.json").read_text())
 from telucodec.bench.common import machine_info
-from telucodec.shipped import SHIPPED_ENVELOPE_COMMAND
+from telucodec.cli.shipped import SHIPPED_ENVELOPE_COMMAND
 m = machine_info()
 info["envelope"] = {**fit, "command": SHIPPED_ENVELOPE_COMMAND, "threads": 1, "machine": f"{m['cpu']}, {m['logical_cpus']} logical CPUs"}
 (out / "training.json").write_text(json.dumps(info, indent=1))

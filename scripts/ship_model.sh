@@ -17,16 +17,16 @@ python - "$RUN" "$OUT" "$WALL" <<'PY'
 import json, os, platform, sys
 from pathlib import Path
 import torch
-from telucodec import checkpoint as ckpt
+from telucodec.coding import checkpoint as ckpt
 from telucodec.bench.common import machine_info
-from telucodec.inference import export_safetensors, load
-from telucodec.shipped import SHIPPED_COMMAND
+from telucodec.coding.inference import export_safetensors, load
+from telucodec.cli.shipped import SHIPPED_COMMAND
 run, out, wall = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 
 
 def optional_on(state) -> str:
-    """", plus X and Y" for the optional ingredients (telucodec.recipes.OPTIONAL) the run trained with."""
-    from telucodec.recipes import INGREDIENTS, OPTIONAL
+    """", plus X and Y" for the optional ingredients (telucodec.training.recipes.OPTIONAL) the run trained with."""
+    from telucodec.training.recipes import INGREDIENTS, OPTIONAL
     on = [name for name in OPTIONAL
           if all(state["codec_config"].get(k) == v for k, v in INGREDIENTS[name][0].items())
           and all(state["train_config"].get(k) == v for k, v in INGREDIENTS[name][1].items())]
@@ -39,7 +39,7 @@ tc = state["train_config"]
 info = {"preset": os.environ.get("SHIP_PRESET", "cpu"), "steps": state["step"], "train_seconds": state["train_seconds"],
         "wall_minutes": float(wall) if wall else state["train_seconds"] / 60,
         "schedule_note": os.environ.get("SHIP_SCHEDULE_NOTE") or f"cosine schedule over {tc['steps']} steps",
-        "recipe": "the working recipe (`telucodec.recipes`, every ingredient on" + optional_on(state) + ") with all seven fixes",
+        "recipe": "the working recipe (`telucodec.training.recipes`, every ingredient on" + optional_on(state) + ") with all seven fixes",
         "command": SHIPPED_COMMAND, "machine": machine_info()["cpu"] + ", 2 logical CPUs", "threads": 1,
         "parameters": sum(p.numel() for p in model.codec.parameters()),
         "data": "embedded eSpeak NG corpus (12 min) + telugu-cv-dev (80 real clips, one speaker), 25 % of the "

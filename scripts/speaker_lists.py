@@ -1,18 +1,18 @@
 """Write results/speakers/lists.tsv: every clip of the shared real-speech corpora, assigned by speaker to train,
-tune or test (telucodec.speakers), plus the Telugu dev speaker (train, and "dev" for its held-out files).
+tune or test (telucodec.data.speakers), plus the Telugu dev speaker (train, and "dev" for its held-out files).
 
     python scripts/speaker_lists.py --data_root ../shared/data
 
 The test list holds 60 speakers (20 per corpus folder), the tune list 30; nothing is trained or tuned on the test
 list. The Telugu dev speaker is one voice: its files are split by file as the earlier shipped model was
-(telucodec.data.split_by_file, 25 % held out), and the held-out ones form the "dev" list, the training-speaker row.
+(telucodec.data.folders.split_by_file, 25 % held out), and the held-out ones form the "dev" list, the training-speaker row.
 """
 import argparse
 from dataclasses import replace
 from pathlib import Path
 
-from telucodec.data import split_by_file
-from telucodec.speakers import check_disjoint, read_manifest, split_speakers, write_list
+from telucodec.data.folders import split_by_file
+from telucodec.data.speakers import check_disjoint, read_manifest, split_speakers, write_list
 
 TEST = {"indic_commonvoice_cc0": 20, "multi_commonvoice61_cc0": 20, "en_librispeech_vctk_ccby": 20}
 TUNE = {"indic_commonvoice_cc0": 10, "multi_commonvoice61_cc0": 10, "en_librispeech_vctk_ccby": 10}

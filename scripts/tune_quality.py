@@ -4,7 +4,7 @@
         --out results/voices/tune_curve.json
 
 One clip per tune speaker (30), first 8 s, as recorded: PESQ-WB, STOI, SI-SNR and DNSMOS OVRL of the decoded
-.tlc round trip (telucodec.yardstick), with the step, wall and CPU seconds each snapshot recorded. Choices are
+.tlc round trip (telucodec.evaluation.yardstick), with the step, wall and CPU seconds each snapshot recorded. Choices are
 made on these numbers; the test list is never scored here.
 """
 import argparse
@@ -35,8 +35,8 @@ def main():
     import torch
     torch.set_num_threads(1)
     import telucodec
-    from telucodec import checkpoint as ckpt
-    from telucodec import metrics, yardstick as y
+    from telucodec.coding import checkpoint as ckpt
+    from telucodec.evaluation import metrics, yardstick as y
     clips = y.test_clips(args.list, args.data_root, "tune", 1, 8.0)[: args.clips]
     out = Path(args.out)
     points = json.loads(out.read_text()) if out.exists() else []

@@ -1,4 +1,4 @@
-"""The yardstick on a speaker list: TeluCodec against Opus at equal bits, at four levels (telucodec.yardstick).
+"""The yardstick on a speaker list: TeluCodec against Opus at equal bits, at four levels (telucodec.evaluation.yardstick).
 
     python scripts/yardstick.py --checkpoint results/pretrained/telucodec.safetensors \
         --data_root ../shared/data --which test --out results/yardstick/shipped-test
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from telucodec import yardstick as y
+from telucodec.evaluation import yardstick as y
 
 APPLICATION_FILE = Path("results/yardstick/opus_application.json")
 

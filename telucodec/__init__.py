@@ -39,22 +39,22 @@ Module map (what each module owns; it may import only the modules listed after "
     cli          `python -m telucodec ...`                                              uses the package
     book         the notebooks' helpers: imports the package; nothing in the package imports it
 """
-from .config import PRESETS, CodecConfig, TrainConfig, preset
-from .errors import BadAudioWarning, BitstreamError, CheckpointError, DataError, TeluCodecError
-from .fixes import SEVEN, Fixes
-from .model import Codec
+from telucodec.config import PRESETS, CodecConfig, TrainConfig, preset
+from telucodec.errors import BadAudioWarning, BitstreamError, CheckpointError, DataError, TeluCodecError
+from telucodec.fixes import SEVEN, Fixes
+from telucodec.codec.model import Codec
 
 __version__ = "0.1.0"
 
 
 def load(path=None, device: str = "cpu"):
     """Load a trained codec (a training checkpoint or a .safetensors file); None = the shipped checkpoint."""
-    from .inference import load as _load
+    from telucodec.coding.inference import load as _load
     return _load(path, device)
 
 
 def __getattr__(name):
     if name == "CodecModel":
-        from .inference import CodecModel
+        from telucodec.coding.inference import CodecModel
         return CodecModel
     raise AttributeError(name)

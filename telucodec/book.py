@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import preset as get_preset
-from .fixes import Fixes
-from .paths import RESULTS_DIR, cache_dir
+from telucodec.config import preset as get_preset
+from telucodec.fixes import Fixes
+from telucodec.paths import RESULTS_DIR, cache_dir
 
 GPU_COMMAND = "bash scripts/gpu_run.sh   # one H100, at most 9 minutes"
 
@@ -87,7 +87,7 @@ def corpus_clips(profile: Profile, data_dir=None):
     """(train, val) lists of float32 clips: the embedded Telugu corpus (or data_dir) at the profile's size."""
     key = (profile.preset, str(data_dir))
     if key not in _CLIPS:
-        from .data import load_dataset, spec_for
+        from telucodec.data.folders import load_dataset, spec_for
         spec = spec_for(profile.preset)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -96,26 +96,28 @@ def corpus_clips(profile: Profile, data_dir=None):
 
 
 # ------------------------------------------------------------------------------------------------ cached runs
-def run_modules(start: str = "train") -> list:
+def run_modules(start: str = "training.loop") -> list:
     """The package's modules a training run can execute: `start` and everything it imports from the package,
     followed transitively (imports inside functions included), read from the syntax trees."""
     import ast
     pkg = Path(__file__).parent
+
+    def source(name):
+        path = pkg / f"{name.replace('.', '/')}.py"
+        return path if path.exists() else pkg / name.replace(".", "/") / "__init__.py"
+
     seen, todo = set(), [start]
     while todo:
         name = todo.pop()
-        path = pkg / f"{name.replace('.', '/')}.py"
-        if not path.exists():
-            path = pkg / name.replace(".", "/") / "__init__.py"
-        if name in seen or not path.exists():
+        if name in seen or not source(name).exists():
             continue
         seen.add(name)
-        package = name.split(".")[:-1] if path.name != "__init__.py" else name.split(".")
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level >= 1:
-                parts = package[:len(package) - (node.level - 1)]
-                base = ".".join(parts) + "." if parts else ""
-                todo += [base + node.module] if node.module else [base + a.name for a in node.names]
+        for node in ast.walk(ast.parse(source(name).read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.split(".")[0] == "telucodec":
+                base = node.module[len("telucodec."):] if "." in node.module else ""
+                # `from telucodec.x import y`: x, and y too where y is a module of package x
+                todo += [base] if base else []
+                todo += [f"{base}.{a.name}".lstrip(".") for a in node.names if source(f"{base}.{a.name}".lstrip(".")).exists()]
     return sorted(seen)
 
 
@@ -157,8 +159,8 @@ def run(profile: Profile, fixes: Fixes, clips=None, steps: int | None = None, se
     `train_changes` override TrainConfig fields (e.g. learning_rate=1e-5, optimizer="adam", amp="bf16")."""
     from dataclasses import replace
 
-    from .model import Codec
-    from .train import RunResult, fit
+    from telucodec.codec.model import Codec
+    from telucodec.training.loop import RunResult, fit
     clips = clips if clips is not None else corpus_clips(profile)
     steps = steps or profile.steps
     p = get_preset(profile.preset)
@@ -194,8 +196,8 @@ def run(profile: Profile, fixes: Fixes, clips=None, steps: int | None = None, se
 
 def reconstruct(model, wav: np.ndarray, n_q: int | None = None) -> np.ndarray:
     """Run a clip through a model (eval mode, no gradient) and return the output as float32 numpy
-    (telucodec.evaluation.reconstruct, the package's one path)."""
-    from .evaluation import reconstruct as _reconstruct
+    (telucodec.evaluation.scoring.reconstruct, the package's one path)."""
+    from telucodec.evaluation.scoring import reconstruct as _reconstruct
     return _reconstruct(model, wav, n_q)
 
 
@@ -369,9 +371,9 @@ def longer_runs(fix: str, metrics=("snr_db", "si_snr_db", "robust_range_ratio", 
     """The "longer runs" cell of chapters 04-10: the committed 3000-step, multi-seed ablation
     (results/cpu/ablation3000) for `none`, `all` and `all` minus `fix`, each metric as mean [min, max] over seeds,
     then the effect of leaving the fix out of `all` (and of adding it alone to `none`, once those runs are
-    committed) with the verdict of telucodec.ablation.compare: a difference counts only when the seed ranges do
+    committed) with the verdict of telucodec.evaluation.ablation.compare: a difference counts only when the seed ranges do
     not overlap. Returns the runs it read."""
-    from .ablation import effect_rows, load_runs, summary_rows
+    from telucodec.evaluation.ablation import effect_rows, load_runs, summary_rows
     folder = RESULTS_DIR / ABLATION3000
     nine, alone = load_runs(folder, "nine"), load_runs(folder, "alone")
     if not nine:
@@ -392,5 +394,5 @@ def longer_runs(fix: str, metrics=("snr_db", "si_snr_db", "robust_range_ratio", 
 def chain(k: int) -> Fixes:
     """The book's running configuration after chapter k of the fixes: the first k fixes on, in the story's order
     (chain(0) = Fixes.none(), chain(7) = Fixes.all())."""
-    from .fixes import SEVEN
+    from telucodec.fixes import SEVEN
     return Fixes(**{name: i < k for i, name in enumerate(SEVEN)})

@@ -35,27 +35,27 @@ class CodecConfig(_Dict):
     dead_code_threshold: float = 0.5     # EMA usage (assignments per batch) below which a code is re-seeded
     quantizer_dropout: float = 0.5       # probability of training a step with fewer codebooks
     n_q_choices: tuple = (3, 6, 12)      # ...drawn from these counts: 1.5, 3 and 6 kbps
-    # ---- ingredients of the working recipe (telucodec.recipes); the defaults are the story's codec ----
+    # ---- ingredients of the working recipe (telucodec.training.recipes); the defaults are the story's codec ----
     weight_norm: bool = False            # weight normalisation on every convolution (SoundStream, EnCodec, DAC)
     kmeans_buffer: int = 0               # > 0: k-means codebooks from this many latent vectors before step 0
     dead_code_relative: float = 0.0      # > 0: re-seed codes used less than this fraction of the mean usage
-    # ---- a decoder head to measure (telucodec.model.Decoder), not in any recipe ----
+    # ---- a decoder head to measure (telucodec.codec.model.Decoder), not in any recipe ----
     istft_blocks: int = 0                # 0: the decoder ends in a conv to the waveform (the story's). k > 0: it
                                          # keeps its first k upsampling blocks, then predicts a log magnitude and a
                                          # phase per STFT bin and frame, and an inverse STFT makes the waveform
     head: str = "conv"                   # "conv": transposed convolutions to the waveform (the story's decoder);
                                          # "vocos": ConvNeXt blocks at the frame rate and an inverse STFT
-                                         # (telucodec.backbone): capacity where it is cheap
+                                         # (telucodec.codec.backbone): capacity where it is cheap
     head_dim: int = 256                  # width of the vocos head's blocks
     head_layers: int = 8                 # ConvNeXt blocks in the vocos head
     head_upsample: int = 2               # STFT frames per codec frame (STFT hop = hop_length / this, window 4x)
     encoder_layers: int = 0              # > 0: the encoder ends in this many ConvNeXt blocks at the frame rate
     encoder_dim: int = 256               # ...of this width
-    postfilter_bands: int = 0            # > 0: the envelope post-filter (telucodec.postfilter) re-shapes the
+    postfilter_bands: int = 0            # > 0: the envelope post-filter (telucodec.codec.postfilter) re-shapes the
                                          # decoder's output to an envelope in this many mel bands predicted from
                                          # the codes, trained by its own loss
     envelope_split: tuple = ()           # ((n_q, e), ...): at n_q codebooks, e of them carry the spectral
-                                         # envelope above 1 kHz (telucodec.envelope; fitted after training)
+                                         # envelope above 1 kHz (telucodec.codec.envelope; fitted after training)
 
     def __post_init__(self):
         if self.codebook_size & (self.codebook_size - 1) or self.codebook_size < 2:
@@ -126,7 +126,7 @@ class TrainConfig(_Dict):
     amp: str = "off"                     # "bf16", "fp16" or "off"
     on_nonfinite: str = "stop"           # "stop" or "skip" a step whose loss or gradients are NaN/inf
     optimizer: str = "adamw"             # "adamw" (with warm-up) or "adam" (the story's plain Adam)
-    # ---- ingredients of the working recipe (telucodec.recipes); the defaults are the story's training ----
+    # ---- ingredients of the working recipe (telucodec.training.recipes); the defaults are the story's training ----
     loss: str = "story"                  # "story" (L1+MSE, log-mel, VQ) or "working" (waveform, STFT, mel, VQ)
     balancer: bool = False               # with loss="working": weights as shares of the output gradient
     waveform_share: float = 0.15         # the waveform L1's share (STFT and mel split the rest equally)
@@ -139,7 +139,7 @@ class TrainConfig(_Dict):
     loudness_lufs: float | None = None   # normalise every training clip to this loudness (pyloudnorm)
     gain_jitter_db: float = 0.0          # random gain of each training crop, uniform in +-this many dB
     keep_every: int = 0                  # > 0: also keep a weights snapshot every this many steps (curves)
-    # ---- adversarial training (telucodec.adversarial; the "adversarial" recipe); off by default ----
+    # ---- adversarial training (telucodec.training.adversarial; the "adversarial" recipe); off by default ----
     discriminators: tuple = ()           # any of "msstft" (EnCodec's MS-STFT) and "mpd" (HiFi-GAN's multi-period)
     disc_channels: int = 8               # width of every discriminator
     adversarial_loss: str = "hinge"      # "hinge" or "lsgan" (least squares)
@@ -173,7 +173,7 @@ PRESETS = {
         "1.36M parameters (0.57M convolution, 0.79M codebooks); encode+decode about 58x real time on one Intel "
         "Xeon thread",
     ),
-    # The shipped CPU model of the working recipe (telucodec.recipes): 50x real time on one CPU thread.
+    # The shipped CPU model of the working recipe (telucodec.training.recipes): 50x real time on one CPU thread.
     "cpu": Preset(
         CodecConfig(channels=12, strides=(4, 8, 10), dilations=(1,), latent_dim=32),
         TrainConfig(batch_size=8, segment_seconds=1.0, corpus_minutes=12.0, checkpoint_every=250, eval_clips=8),

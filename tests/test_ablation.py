@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from telucodec.ablation import compare, effect_rows, load_runs, summarise, summary_rows
+from telucodec.evaluation.ablation import compare, effect_rows, load_runs, summarise, summary_rows
 
 
 def _write(tmp_path, name, seed, kind="nine", **metrics):

@@ -8,13 +8,13 @@ import math
 import pytest
 import torch
 
-from telucodec import checkpoint as ckpt
-from telucodec.adversarial import discriminator_loss, feature_matching_loss, generator_loss
+from telucodec.coding import checkpoint as ckpt
+from telucodec.training.adversarial import discriminator_loss, feature_matching_loss, generator_loss
 from telucodec.bench import synthetic_speech
-from telucodec.discriminators import Discriminators, MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
-from telucodec.losses import Balancer, working_terms
-from telucodec.recipes import recipe
-from telucodec.train import fit
+from telucodec.training.discriminators import Discriminators, MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
+from telucodec.training.losses import Balancer, working_terms
+from telucodec.training.recipes import recipe
+from telucodec.training.loop import fit
 
 
 def test_msstft_discriminator_has_the_documented_shapes():
@@ -151,7 +151,7 @@ def test_a_non_finite_step_leaves_the_discriminators_untouched(tmp_path):
 
 def test_a_fine_tune_starts_from_the_given_weights(tmp_path):
     torch.set_num_threads(1)
-    from telucodec.inference import export_safetensors, load
+    from telucodec.coding.inference import export_safetensors, load
     ccfg, tcfg, fixes = _tiny()
     base = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=replace(tcfg, discriminators=()), steps=3,
                print_epochs=False, device="cpu")
@@ -173,7 +173,7 @@ def test_a_fine_tune_starts_from_the_given_weights(tmp_path):
         fit("ci", fixes, _clips(), codec_config=replace(ccfg, latent_dim=16), train_config=tcfg, steps=1,
             print_epochs=False, device="cpu", init_from=tmp_path / "base.safetensors")
     # a codec with envelope codebooks (the shipped model) starts a fine-tune from its codec's weights
-    from telucodec.model import Codec
+    from telucodec.codec.model import Codec
     plain = load(tmp_path / "base.safetensors").codec
     enveloped = Codec(replace(plain.config, envelope_split=((6, 2), (12, 3))), plain.fixes)
     assert enveloped.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["envelope.codebooks"]

@@ -6,8 +6,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from telucodec import audio_io
-from telucodec.audio_io import AudioReadError, read_audio, resample, write_audio
+from telucodec.data import audio_io
+from telucodec.data.audio_io import AudioReadError, read_audio, resample, write_audio
 from telucodec.errors import TeluCodecError
 
 SR = 16000

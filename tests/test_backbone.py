@@ -1,4 +1,4 @@
-"""The frame-rate blocks (telucodec.backbone): an inverse STFT that inverts, shapes that line up, gradients that flow."""
+"""The frame-rate blocks (telucodec.codec.backbone): an inverse STFT that inverts, shapes that line up, gradients that flow."""
 from dataclasses import replace
 
 import pytest
@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from telucodec import Codec, Fixes
-from telucodec.backbone import ConvNeXtBlock, FrameBackbone, ISTFTHead
+from telucodec.codec.backbone import ConvNeXtBlock, FrameBackbone, ISTFTHead
 from telucodec.config import preset
 
 

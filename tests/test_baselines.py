@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from telucodec import baselines as B
+from telucodec.evaluation import baselines as B
 from telucodec.bench import synthetic_speech
 from telucodec.errors import TeluCodecError
 

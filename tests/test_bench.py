@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from telucodec import bench, bitstream
-from telucodec import inference
-from telucodec.baselines import available_baselines
+from telucodec import bench
+from telucodec.coding import bitstream
+from telucodec.coding import inference
+from telucodec.evaluation.baselines import available_baselines
 
 try:
     import encodec  # noqa: F401
@@ -120,7 +121,7 @@ def test_speed_rejects_unknown_device():
 def test_a_delay_found_per_clip_is_summarised_in_one_note(tmp_path, monkeypatch):
     """Codec2's delay is measured per clip; the table's note names the range once, not one sentence per clip."""
     import numpy as np
-    from telucodec import baselines as B
+    from telucodec.evaluation import baselines as B
     monkeypatch.setattr(inference, "PRETRAINED", tmp_path / "missing.safetensors")
     data = _speech_folder(tmp_path, 3)
     lags = iter([40, 90, 130])

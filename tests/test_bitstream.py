@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telucodec import bitstream as bs
-from telucodec.bitstream import Bitstream, BitstreamError, pack, read_tlc, unpack, write_tlc
+from telucodec.coding import bitstream as bs
+from telucodec.coding.bitstream import Bitstream, BitstreamError, pack, read_tlc, unpack, write_tlc
 
 SR, HOP = 16000, 320
 

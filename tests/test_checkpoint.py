@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from telucodec import checkpoint as ck
-from telucodec.checkpoint import (CheckpointWarning, checkpoint_path, keep_last, latest_checkpoint, load_checkpoint,
+from telucodec.coding import checkpoint as ck
+from telucodec.coding.checkpoint import (CheckpointWarning, checkpoint_path, keep_last, latest_checkpoint, load_checkpoint,
                                   load_latest_good, load_weights_safetensors, save_checkpoint,
                                   save_weights_safetensors)
 from telucodec.errors import CheckpointError

@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from telucodec import bitstream, cli
-from telucodec.audio_io import write_audio
-from telucodec.checkpoint import load_checkpoint
+from telucodec.coding import bitstream
+from telucodec.cli import commands as cli
+from telucodec.data.audio_io import write_audio
+from telucodec.coding.checkpoint import load_checkpoint
 from telucodec.fixes import SEVEN, Fixes
 
 SR = 16000
@@ -203,7 +204,7 @@ def test_fixes_parsing(monkeypatch, capsys, text, expected):
         seen.update(preset=preset, fixes=fixes, **kwargs)
         raise _Stop
 
-    monkeypatch.setattr("telucodec.train.fit", fake_fit)
+    monkeypatch.setattr("telucodec.training.loop.fit", fake_fit)
     with pytest.raises(_Stop):
         cli.main(["train", "--fixes", text, "--device", "cpu", "--batch_size", "4", "--learning_rate", "2e-4",
                   "--num_epochs", "3", "--experiment_name", "e1"])
@@ -214,7 +215,7 @@ def test_fixes_parsing(monkeypatch, capsys, text, expected):
 
 @pytest.mark.parametrize("text", ["bogus", "all-bogus", "codebook_loss,bogus", "all-"])
 def test_unknown_fix_is_one_line_error(monkeypatch, capsys, text):
-    monkeypatch.setattr("telucodec.train.fit", lambda *a, **k: pytest.fail("fit must not run"))
+    monkeypatch.setattr("telucodec.training.loop.fit", lambda *a, **k: pytest.fail("fit must not run"))
     rc, out, err = run(["train", "--fixes", text, "--device", "cpu"], capsys)
     assert rc == 2
     assert len(err) == 1 and err[0].startswith("error: unknown fix "), err
@@ -233,7 +234,7 @@ def test_unknown_fix_is_one_line_error(monkeypatch, capsys, text):
     ("--seed", "-1", "--seed must be between 0 and 2**32 - 1"),              # was numpy's ValueError
 ])
 def test_bad_numeric_options_are_one_line_errors(monkeypatch, capsys, option, value, message):
-    monkeypatch.setattr("telucodec.train.fit", lambda *a, **k: pytest.fail("fit must not run"))
+    monkeypatch.setattr("telucodec.training.loop.fit", lambda *a, **k: pytest.fail("fit must not run"))
     rc, out, err = run(["train", "--device", "cpu", option, value], capsys)
     assert rc == 2 and err == [f"error: {message}, got {float(value) if 'rate' in option else int(value)}"], err
 
@@ -245,10 +246,10 @@ def test_with_adds_an_ingredient_and_an_unknown_one_is_a_one_line_error(monkeypa
         seen.update(kwargs)
         raise _Stop
 
-    monkeypatch.setattr("telucodec.train.fit", fake_fit)
+    monkeypatch.setattr("telucodec.training.loop.fit", fake_fit)
     with pytest.raises(_Stop):
         cli.main(["train", "--recipe", "working", "--with", "relative_floor", "--device", "cpu"])
     assert seen["train_config"].spectral_floor_db == 60.0
-    monkeypatch.setattr("telucodec.train.fit", lambda *a, **k: pytest.fail("fit must not run"))
+    monkeypatch.setattr("telucodec.training.loop.fit", lambda *a, **k: pytest.fail("fit must not run"))
     rc, out, err = run(["train", "--recipe", "working", "--with", "dither", "--device", "cpu"], capsys)
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: unknown ingredient(s) dither"), err

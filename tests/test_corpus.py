@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from telucodec import corpus
+from telucodec.data import corpus
 from telucodec.errors import TeluCodecError
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("espeakng_loader") is None,

@@ -7,9 +7,9 @@ import torch
 
 from telucodec.config import PRESETS
 from telucodec.fixes import Fixes
-from telucodec.losses import perceptual_loss, total_loss
-from telucodec.model import Codec
-from telucodec.train import fit
+from telucodec.training.losses import perceptual_loss, total_loss
+from telucodec.codec.model import Codec
+from telucodec.training.loop import fit
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -58,6 +58,6 @@ def test_grad_scaler_is_used_for_fp16_only(tmp_path):
     tc = replace(PRESETS["ci"].train, amp="fp16", checkpoint_every=5)
     fit("ci", Fixes.all(), _clips(), train_config=tc, steps=5, device="cuda", checkpoint_dir=tmp_path,
         experiment_name="s", print_epochs=False)
-    from telucodec.checkpoint import load_latest_good
+    from telucodec.coding.checkpoint import load_latest_good
     _, state = load_latest_good(tmp_path / "s")
     assert state["scaler"] and float(state["scaler"]["scale"]) > 0

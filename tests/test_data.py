@@ -9,8 +9,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from telucodec import data as D
-from telucodec.data import CropDataset, load_clips, load_dataset, scan_audio_folder, split_by_file
+from telucodec.data import folders as D
+from telucodec.data.folders import CropDataset, load_clips, load_dataset, scan_audio_folder, split_by_file
 from telucodec.errors import BadAudioWarning, DataError
 
 SR = 16000

@@ -19,9 +19,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from telucodec import cli
-from telucodec.audio_io import write_audio
-from telucodec.checkpoint import load_checkpoint
+from telucodec.cli import commands as cli
+from telucodec.data.audio_io import write_audio
+from telucodec.coding.checkpoint import load_checkpoint
 
 pytestmark = pytest.mark.skipif(not (dist.is_available() and dist.is_gloo_available()),
                                 reason="torch.distributed with the gloo backend is not available")
@@ -81,7 +81,7 @@ def test_two_process_gloo_matches_single_process(tmp_path, capsys):
     # well beyond the tolerance
     from telucodec.config import preset
     from telucodec.fixes import Fixes
-    from telucodec.model import Codec
+    from telucodec.codec.model import Codec
     torch.manual_seed(0)                                           # fit() seeds 0 before building the model
     init = Codec(preset("ci").codec, Fixes.all()).state_dict()
     moved = max(float((b["model"][k] - init[k]).abs().max()) for k in init if "quantizer" not in k)

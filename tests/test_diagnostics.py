@@ -6,10 +6,10 @@ import torch
 
 from telucodec.bench import synthetic_speech
 from telucodec.config import preset
-from telucodec.diagnostics import (codebook_health, gradient_shares, overfit_one_clip, rvq_residual_norms,
+from telucodec.training.diagnostics import (codebook_health, gradient_shares, overfit_one_clip, rvq_residual_norms,
                                    story_terms, working_terms_fn)
 from telucodec.fixes import Fixes
-from telucodec.model import Codec
+from telucodec.codec.model import Codec
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_the_story_network_overfits_one_clip_once_the_quantizer_is_bypassed():
 def test_band_level_error_finds_a_muffled_band_and_a_gain():
     from scipy.signal import butter, sosfiltfilt
     from telucodec.bench import synthetic_speech
-    from telucodec.metrics import band_level_error
+    from telucodec.evaluation.metrics import band_level_error
     x = synthetic_speech(2.0, seed=7).astype(np.float64)
     assert all(abs(v) < 1e-6 for v in band_level_error(x, x).values())
     assert all(abs(v + 6.02) < 0.01 for v in band_level_error(x, 0.5 * x).values())
@@ -105,7 +105,7 @@ def test_band_level_by_loudness_tells_a_smeared_band_from_a_quiet_one():
     0 dB where it is quiet."""
     from scipy.signal import butter, sosfiltfilt
     from telucodec.bench import synthetic_speech
-    from telucodec.metrics import band_level_by_loudness
+    from telucodec.evaluation.metrics import band_level_by_loudness
     x = synthetic_speech(3.0, seed=7).astype(np.float64)
     x[len(x) // 3: 2 * len(x) // 3] *= 0.01                     # a stretch 40 dB quieter
     band = sosfiltfilt(butter(6, (1000, 4000), btype="bandpass", fs=16000, output="sos"), x)
@@ -122,7 +122,7 @@ def test_band_level_by_loudness_tells_a_smeared_band_from_a_quiet_one():
 
 def test_mel_distance_active_ignores_a_hiss_in_the_pauses():
     from telucodec.bench import synthetic_speech
-    from telucodec.metrics import mel_distance, mel_distance_active
+    from telucodec.evaluation.metrics import mel_distance, mel_distance_active
     speech = synthetic_speech(1.0, seed=8)
     x = np.concatenate([speech, np.zeros(8000, np.float32)])            # speech, then a silent pause
     hiss = x + 1e-4 * np.random.default_rng(0).standard_normal(len(x)).astype(np.float32)
@@ -135,7 +135,7 @@ def test_where_quality_is_lost_separates_the_autoencoder_from_the_quantizer(batc
     """With k-means codebooks fitted on the clips' own latents, more stages leave a smaller quantization error
     (latent SNR rises with the number of stages), and the bypassed autoencoder decodes exactly decoder(encoder(x));
     a probe that quantized the bypass, or ignored n_q, fails one of these."""
-    from telucodec.diagnostics import where_quality_is_lost
+    from telucodec.training.diagnostics import where_quality_is_lost
     torch.manual_seed(0)
     from dataclasses import replace
     model = Codec(replace(preset("ci").codec, codebook_size=64), Fixes.all())   # 200 latent frames: 64 centroids
@@ -145,7 +145,7 @@ def test_where_quality_is_lost_separates_the_autoencoder_from_the_quantizer(batc
     assert set(r) == {"autoencoder", "1q", "4q", "12q"}
     assert r["1q"]["latent_snr_db"] < r["4q"]["latent_snr_db"] < r["12q"]["latent_snr_db"]
     assert r["autoencoder"]["latent_snr_db"] == float("inf")
-    from telucodec.metrics import snr
+    from telucodec.evaluation.metrics import snr
     with torch.no_grad():
         direct = [model.decoder(model.encoder(model._pad(b[None])[0]))[0, 0, :b.shape[-1]].numpy() for b in batch[:2]]
     assert r["autoencoder"]["snr_db"] == pytest.approx(np.mean([snr(c, d) for c, d in zip(clips, direct)]), abs=1e-4)

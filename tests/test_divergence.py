@@ -16,14 +16,14 @@ import pytest
 import torch
 
 import telucodec
-import telucodec.train as train_mod
-from telucodec import cli
-from telucodec.audio_io import write_audio
-from telucodec.checkpoint import load_checkpoint
+import telucodec.training.loop as train_mod
+from telucodec.cli import commands as cli
+from telucodec.data.audio_io import write_audio
+from telucodec.coding.checkpoint import load_checkpoint
 from telucodec.config import preset
 from telucodec.fixes import Fixes
-from telucodec.model import Codec
-from telucodec.train import TrainingDiverged
+from telucodec.codec.model import Codec
+from telucodec.training.loop import TrainingDiverged
 
 from telucodec.bench import synthetic_speech
 

@@ -1,4 +1,4 @@
-"""Entropy coding (.tlc version 2, telucodec.entropy): exact round trips, the model's identity, damage, truncation.
+"""Entropy coding (.tlc version 2, telucodec.coding.entropy): exact round trips, the model's identity, damage, truncation.
 
 * codes come back exactly, random or real, at 3, 6 and 12 stages, through pack/unpack, the files and the streaming
   writer and reader, whatever the block size and the push sizes; the coder's bytes are pinned (golden bytes), so a
@@ -24,11 +24,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telucodec import bitstream as bs
-from telucodec import cli
-from telucodec import entropy as E
+from telucodec.coding import bitstream as bs
+from telucodec.cli import commands as cli
+from telucodec.coding import entropy as E
 from telucodec.errors import BitstreamError, CheckpointError
-from telucodec.inference import PRETRAINED, CodecModel, export_safetensors, load
+from telucodec.coding.inference import PRETRAINED, CodecModel, export_safetensors, load
 
 SR, HOP, K = 16000, 320, 1024
 N_QS = (3, 6, 12)
@@ -245,7 +245,7 @@ def test_entropy_model_travels_in_the_safetensors_file_and_damage_is_refused(ci,
     export_safetensors(plain, tmp_path / "p.safetensors", dict(back.metadata))
     assert load(tmp_path / "p.safetensors").entropy is None
     assert "entropy_model" not in load(tmp_path / "p.safetensors").metadata
-    from telucodec.checkpoint import load_weights_safetensors, save_weights_safetensors
+    from telucodec.coding.checkpoint import load_weights_safetensors, save_weights_safetensors
     tensors, meta = load_weights_safetensors(path)
     tensors["entropy.nq3.freqs"] = tensors["entropy.nq3.freqs"].clone()
     tensors["entropy.nq3.freqs"][0, 0, 0] += 1                     # rows no longer sum to 2**16

@@ -1,4 +1,4 @@
-"""Envelope codebooks (telucodec.envelope; CodecConfig.envelope_split)."""
+"""Envelope codebooks (telucodec.codec.envelope; CodecConfig.envelope_split)."""
 from dataclasses import replace
 
 import numpy as np
@@ -8,8 +8,8 @@ import torch
 import telucodec
 from telucodec import Fixes
 from telucodec.config import PRESETS
-from telucodec.envelope import EnvelopeCoder, stages_for, with_envelope
-from telucodec.model import Codec
+from telucodec.codec.envelope import EnvelopeCoder, stages_for, with_envelope
+from telucodec.codec.model import Codec
 
 SR = 16000
 
@@ -55,7 +55,7 @@ def test_fitted_codebooks_shrink_the_residual_at_every_stage_and_the_decoded_env
 
 
 def test_a_codec_with_envelope_codebooks_splits_its_codes_decodes_them_as_its_forward_pass_and_exports(tmp_path):
-    from telucodec.inference import export_safetensors, load
+    from telucodec.coding.inference import export_safetensors, load
     torch.manual_seed(0)
     base = telucodec.CodecModel(Codec(PRESETS["ci"].codec, Fixes.all()).eval(), source="test")
     with pytest.raises(ValueError, match="need"):                # too few frames for 1024-code codebooks
@@ -87,7 +87,7 @@ def test_a_codec_with_envelope_codebooks_splits_its_codes_decodes_them_as_its_fo
 
 
 def test_without_envelope_gives_back_the_codec_as_trained():
-    from telucodec.envelope import without_envelope
+    from telucodec.coding.inference import without_envelope
     torch.manual_seed(0)
     base = telucodec.CodecModel(Codec(PRESETS["ci"].codec, Fixes.all()).eval(), source="test")
     assert without_envelope(base) is base
@@ -104,9 +104,9 @@ def test_without_envelope_gives_back_the_codec_as_trained():
 
 def test_fit_envelope_command_adds_codebooks_keeps_the_training_record_and_refuses_bad_input(tmp_path, capsys):
     import soundfile as sf
-    from telucodec.checkpoint import load_weights_safetensors
-    from telucodec.cli import main
-    from telucodec.inference import export_safetensors, load
+    from telucodec.coding.checkpoint import load_weights_safetensors
+    from telucodec.cli.commands import main
+    from telucodec.coding.inference import export_safetensors, load
     torch.manual_seed(0)
     base = telucodec.CodecModel(Codec(PRESETS["ci"].codec, Fixes.all()).eval(), source="test")
     export_safetensors(base, tmp_path / "codec.safetensors", {"recipe": "working", "steps": "7"})
@@ -138,10 +138,10 @@ def test_fit_envelope_command_adds_codebooks_keeps_the_training_record_and_refus
 
 def test_a_tlc_file_names_its_envelope_codebooks_and_a_decoder_that_reads_them_otherwise_refuses_it(tmp_path, capsys):
     import soundfile as sf
-    from telucodec.bitstream import read_tlc
-    from telucodec.cli import main
-    from telucodec.envelope import without_envelope
-    from telucodec.inference import export_safetensors
+    from telucodec.coding.bitstream import read_tlc
+    from telucodec.cli.commands import main
+    from telucodec.coding.inference import without_envelope
+    from telucodec.coding.inference import export_safetensors
     torch.manual_seed(0)
     plain = Codec(PRESETS["ci"].codec, Fixes.all()).eval()
     enveloped = Codec(replace(plain.config, envelope_split=((6, 2), (12, 3))), plain.fixes)

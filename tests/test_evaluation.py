@@ -1,8 +1,8 @@
-"""telucodec.evaluation.paired_difference: the clip-by-clip comparison the model card and chapter 15 use."""
+"""telucodec.evaluation.scoring.paired_difference: the clip-by-clip comparison the model card and chapter 15 use."""
 import numpy as np
 import pytest
 
-from telucodec.evaluation import paired_difference
+from telucodec.evaluation.scoring import paired_difference
 
 
 def _rows(values, key, names=None):

@@ -3,8 +3,8 @@ import json
 
 import pytest
 
-from telucodec import experiments
-from telucodec.inference import load
+from telucodec.training import experiments
+from telucodec.coding.inference import load
 
 
 def test_dry_run_writes_metrics_samples_and_a_loadable_checkpoint(tmp_path):
@@ -27,7 +27,7 @@ def test_dry_run_writes_metrics_samples_and_a_loadable_checkpoint(tmp_path):
 
 
 def test_working_recipe_ablation_dry_run_records_each_runs_ingredients(tmp_path):
-    from telucodec.recipes import WORKING
+    from telucodec.training.recipes import WORKING
     out = tmp_path / "recipe"       # one run without k-means (the costly part of a start): the recipe's code path
     code = experiments.main(["--dry-run", "--recipe", "working", "--steps", "2", "--runs", "working-kmeans_init",
                              "--eval_clips", "1", "--probe_steps", "1", "--out", str(out)])

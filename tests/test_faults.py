@@ -7,7 +7,7 @@ Each input must be either skipped with one warning naming the file and the reaso
 
 The "unreadable file" is a FIFO named unreadable.wav (the suite runs as root, so chmod 000 would not stop a
 read; opening a FIFO for reading blocks forever, so this also proves the loaders never open one), plus a
-dangling symlink and a folder named x.wav. Most CLI calls run in-process through `telucodec.cli.main` (fast);
+dangling symlink and a folder named x.wav. Most CLI calls run in-process through `telucodec.cli.commands.main` (fast);
 a handful run as real subprocesses to prove the command-line contract (exit code, stderr lines, no Traceback).
 """
 from __future__ import annotations
@@ -28,9 +28,10 @@ import pytest
 import soundfile as sf
 import torch
 
-from telucodec import bitstream, cli
-from telucodec.audio_io import write_audio
-from telucodec.data import load_dataset
+from telucodec.coding import bitstream
+from telucodec.cli import commands as cli
+from telucodec.data.audio_io import write_audio
+from telucodec.data.folders import load_dataset
 from telucodec.errors import BadAudioWarning, DataError
 
 SR = 16000
@@ -148,7 +149,7 @@ def deadline(seconds: int, what: str):
 
 
 def run_cli(args, capsys, seconds=120):
-    """telucodec.cli.main in-process: (exit code, stdout, stderr lines). A traceback escaping main fails here."""
+    """telucodec.cli.commands.main in-process: (exit code, stdout, stderr lines). A traceback escaping main fails here."""
     capsys.readouterr()
     with deadline(seconds, "python -m telucodec " + " ".join(map(str, args))):
         rc = cli.main([str(a) for a in args])
@@ -177,7 +178,7 @@ def assert_finite_training(run_dir: Path):
 def trained_checkpoint(tmp_path_factory):
     """A checkpoint folder from 2 in-process training steps on synthetic clips (for encode)."""
     from telucodec.fixes import Fixes
-    from telucodec.train import fit
+    from telucodec.training.loop import fit
     root = tmp_path_factory.mktemp("ckpt")
     clips = ([speech_like(2.0, seed=s) for s in (1, 2)], [speech_like(2.0, seed=3)])
     result = fit("ci", Fixes.all(), clips, steps=2, checkpoint_dir=root, experiment_name="enc", device="cpu",
@@ -316,7 +317,7 @@ def subprocess_runs(tmp_path_factory, trained_checkpoint):
 
 # libmpg123 inside libsndfile writes its own diagnostics straight to file descriptor 2 when it meets a corrupt
 # MP3 ("[src/libmpg123/id3.c:...] warning: ...", "Note: Illegal Audio-MPEG-Header ..."). Python cannot see or
-# reword them; only telucodec.audio_io can silence them (by redirecting fd 2 around the native decode).
+# reword them; only telucodec.data.audio_io can silence them (by redirecting fd 2 around the native decode).
 NATIVE_NOISE = re.compile(r"^(\[src/libmpg123/|Note: (Illegal Audio-MPEG-Header|Trying to resync|Hit end of))")
 
 

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from telucodec.fixes import Fixes
-from telucodec.losses import WEIGHTS_BROKEN, WEIGHTS_FIXED, perceptual_loss, total_loss
+from telucodec.training.losses import WEIGHTS_BROKEN, WEIGHTS_FIXED, perceptual_loss, total_loss
 
 SR = 16000
 

@@ -6,7 +6,7 @@ import torch
 import telucodec
 from telucodec.config import PRESETS, CodecConfig
 from telucodec.fixes import SEVEN, Fixes
-from telucodec.model import Codec
+from telucodec.codec.model import Codec
 
 
 @pytest.mark.parametrize("name", ["ci", "cpu", "cpu-deep", "small", "full"])
@@ -80,7 +80,7 @@ def test_encode_decode_numpy_api_and_resampling():
 
 
 def test_safetensors_export_round_trip(tmp_path):
-    from telucodec.inference import export_safetensors, load
+    from telucodec.coding.inference import export_safetensors, load
     model = telucodec.CodecModel.untrained("ci", seed=3)
     export_safetensors(model, tmp_path / "m.safetensors", {"note": "test"})
     again = load(tmp_path / "m.safetensors")
@@ -91,7 +91,7 @@ def test_safetensors_export_round_trip(tmp_path):
 
 
 def test_load_without_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
-    import telucodec.inference as inf
+    import telucodec.coding.inference as inf
     monkeypatch.setattr(inf, "PRETRAINED", tmp_path / "absent.safetensors")
     with pytest.raises(telucodec.CheckpointError, match="no pretrained checkpoint"):
         telucodec.load()
@@ -102,7 +102,7 @@ def test_istft_head_makes_the_waveform_from_a_magnitude_and_a_phase_per_bin(tmp_
     raised in one bin raises the output's level in that bin only, weight norm folds without changing the output,
     and a bad block count is a one-line error."""
     from dataclasses import replace
-    from telucodec.inference import export_safetensors, load
+    from telucodec.coding.inference import export_safetensors, load
     cfg = replace(PRESETS["ci"].codec, istft_blocks=1, weight_norm=True)        # strides 4, 8, 10: keeps the 10
     assert cfg.istft_hop == 32 and cfg.hop_length == 320
     torch.manual_seed(0)

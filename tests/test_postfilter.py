@@ -1,4 +1,4 @@
-"""The envelope post-filter (telucodec.postfilter; the `envelope_postfilter` ingredient)."""
+"""The envelope post-filter (telucodec.codec.postfilter; the `envelope_postfilter` ingredient)."""
 from dataclasses import replace
 
 import numpy as np
@@ -8,8 +8,8 @@ import torch
 import telucodec
 from telucodec import Fixes
 from telucodec.config import PRESETS
-from telucodec.model import Codec
-from telucodec.postfilter import EnvelopePostfilter, envelope_loss
+from telucodec.codec.model import Codec
+from telucodec.codec.postfilter import EnvelopePostfilter, envelope_loss
 
 SR = 16000
 
@@ -70,7 +70,7 @@ def test_the_envelope_loss_trains_the_head_to_the_input_envelope_and_never_reach
 
 
 def test_codec_with_postfilter_decodes_its_codes_as_its_forward_pass_and_survives_export(tmp_path):
-    from telucodec.inference import export_safetensors, load
+    from telucodec.coding.inference import export_safetensors, load
     cfg = replace(PRESETS["ci"].codec, postfilter_bands=16)
     torch.manual_seed(0)
     m = Codec(cfg, Fixes.all()).eval()
@@ -94,9 +94,9 @@ def test_codec_with_postfilter_decodes_its_codes_as_its_forward_pass_and_survive
 
 
 def test_training_with_the_postfilter_logs_its_loss_and_can_start_from_a_codec_without_one(tmp_path):
-    from telucodec.inference import export_safetensors
-    from telucodec.recipes import recipe
-    from telucodec.train import fit
+    from telucodec.coding.inference import export_safetensors
+    from telucodec.training.recipes import recipe
+    from telucodec.training.loop import fit
     r = recipe("working", "ci", with_=("envelope_postfilter",))
     assert r.codec.postfilter_bands == 32 and "envelope_postfilter" in r.ingredients
     base = recipe("working", "ci")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from telucodec.fixes import Fixes
-from telucodec.quantizer import ResidualVQ, VectorQuantizer, codebook_usage
+from telucodec.codec.quantizer import ResidualVQ, VectorQuantizer, codebook_usage
 
 
 def _rvq(fixes, n_q=4, dim=8, size=16):

@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 
-from telucodec.audio_io import loudness_lufs, normalise_loudness
-from telucodec.batches import crop_batch
+from telucodec.data.audio_io import loudness_lufs, normalise_loudness
+from telucodec.training.batches import crop_batch
 from telucodec.bench import synthetic_speech
 from telucodec.config import PRESETS, CodecConfig, TrainConfig
 from telucodec.fixes import Fixes
-from telucodec.losses import Balancer, working_loss, working_terms
-from telucodec.recipes import INGREDIENTS, OPTIONAL, WORKING, recipe
-from telucodec.train import fit, learning_rate
+from telucodec.training.losses import Balancer, working_loss, working_terms
+from telucodec.training.recipes import INGREDIENTS, OPTIONAL, WORKING, recipe
+from telucodec.training.loop import fit, learning_rate
 
 
 def test_story_recipe_is_the_preset_and_working_turns_every_ingredient_on():
@@ -127,7 +127,7 @@ def test_working_recipe_resumes_bit_identically_with_the_balancer_on(tmp_path):
     b = fit("ci", fixes, _clips(), steps=8, experiment_name="b", **kw)   # deterministic: same run, same weights
     assert all(torch.equal(a.model.state_dict()[k], b.model.state_dict()[k]) for k in a.model.state_dict())
     # stop after the step-6 checkpoint, then resume to step 8 with the same schedule
-    from telucodec import checkpoint as ckpt
+    from telucodec.coding import checkpoint as ckpt
     run = tmp_path / "c"
     fit("ci", fixes, _clips(), steps=8, experiment_name="c", **kw)
     for p in ckpt.list_checkpoints(run)[1:]:                 # keep only the step-6 checkpoint
@@ -140,8 +140,8 @@ def test_working_recipe_resumes_bit_identically_with_the_balancer_on(tmp_path):
 
 
 def test_kmeans_initialisation_uses_real_latents_and_every_stage_shrinks_the_residual():
-    from telucodec.diagnostics import rvq_residual_norms
-    from telucodec.model import Codec
+    from telucodec.training.diagnostics import rvq_residual_norms
+    from telucodec.codec.model import Codec
     torch.manual_seed(0)
     ccfg = recipe("working", "ci").codec
     x = torch.from_numpy(np.stack([synthetic_speech(2.0, seed=s) for s in range(14)]))[:, None]
@@ -158,7 +158,7 @@ def test_kmeans_initialisation_uses_real_latents_and_every_stage_shrinks_the_res
 
 
 def test_ablation_runs_name_an_ingredient_or_a_fix_and_typos_are_refused():
-    from telucodec.recipes import WORKING_ABLATION, configuration
+    from telucodec.training.recipes import WORKING_ABLATION, configuration
     assert WORKING_ABLATION[0] == "working" and len(WORKING_ABLATION) == 1 + len(WORKING)
     assert configuration("working-long_crops", "ci").train.segment_seconds == 0.5
     no_loss = configuration("working-working_loss", "ci")
@@ -188,8 +188,8 @@ def test_fixes_that_act_on_the_story_loss_do_nothing_under_the_working_loss(tmp_
 def test_relative_floor_gives_the_spectral_gradient_back_to_the_speech():
     """With an absolute 1e-5 floor, a faint hiss where the reference is digital silence owns the gradient of the
     log-spectral terms; floored 60 dB under each example's peak, the speech gets it back."""
-    from telucodec.diagnostics import gradient_in_silence
-    from telucodec.spectral import log10_floored
+    from telucodec.training.diagnostics import gradient_in_silence
+    from telucodec.codec.spectral import log10_floored
     speech = torch.from_numpy(synthetic_speech(1.0, seed=5))
     ref = torch.cat([speech, torch.zeros(8000)])[None, None]             # 1 s of speech, 0.5 s of silence
     torch.manual_seed(0)
@@ -227,7 +227,7 @@ def test_optional_ingredients_are_off_until_added_by_name():
 def test_pre_emphasis_makes_an_error_above_1_khz_weigh_like_one_below():
     """Two errors of equal power, one at 200 Hz and one at 3 kHz: the plain waveform L1 sees them alike, the
     pre-emphasised one (y[n] - 0.9 y[n-1]) weighs the 3 kHz error about 18.6 dB more."""
-    from telucodec.losses import pre_emphasise
+    from telucodec.training.losses import pre_emphasise
     t = torch.arange(16000) / 16000
     ref = torch.from_numpy(synthetic_speech(1.0, seed=3))[None, None].float()
     low, high = (0.01 * torch.sin(2 * torch.pi * f * t)[None, None] for f in (200.0, 3000.0))
@@ -245,7 +245,7 @@ def test_pre_emphasis_makes_an_error_above_1_khz_weigh_like_one_below():
 def test_low_band_waveform_leaves_the_band_above_1_khz_to_the_spectral_terms():
     """With `waveform_lowpass_hz` 1000 the waveform L1 does not see an error at 3 kHz, still sees one at 300 Hz,
     and the spectral terms see both."""
-    from telucodec.losses import low_pass
+    from telucodec.training.losses import low_pass
     t = torch.arange(16000) / 16000
     ref = torch.from_numpy(synthetic_speech(1.0, seed=4))[None, None].float()
     for f, seen in ((300.0, True), (3000.0, False)):
@@ -262,7 +262,7 @@ def test_low_band_waveform_leaves_the_band_above_1_khz_to_the_spectral_terms():
 def test_the_voices_recipe_is_the_working_recipe_with_its_named_changes():
     """voices = working - loudness + relative_floor, low_band_waveform, level_augment, vocos_head, and its quantizer
     hygiene: EMA without the codebook loss, one STE after the loop, no output scale; the other fixes stay on."""
-    from telucodec.recipes import VOICES_FIXES
+    from telucodec.training.recipes import VOICES_FIXES
     v, w = recipe("voices", "cpu-deep"), recipe("working", "cpu-deep")
     assert set(v.ingredients) ^ set(w.ingredients) == {"loudness", "relative_floor", "low_band_waveform",
                                                         "level_augment", "vocos_head"}

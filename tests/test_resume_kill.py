@@ -21,9 +21,9 @@ import numpy as np
 import pytest
 import torch
 
-from telucodec import cli
-from telucodec.audio_io import write_audio
-from telucodec.checkpoint import load_checkpoint
+from telucodec.cli import commands as cli
+from telucodec.data.audio_io import write_audio
+from telucodec.coding.checkpoint import load_checkpoint
 
 from telucodec.bench import synthetic_speech
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import telucodec
-from telucodec.inference import PRETRAINED
+from telucodec.coding.inference import PRETRAINED
 
 pytestmark = pytest.mark.skipif(not PRETRAINED.exists(), reason="no shipped model in results/pretrained/")
 REPO = Path(__file__).resolve().parent.parent
@@ -43,8 +43,8 @@ def test_demo_writes_every_system_and_prints_the_table(demo):
 
 
 def test_more_bits_give_a_closer_copy_on_the_held_out_sentence():
-    from telucodec.demo import demo_clip
-    from telucodec.evaluation import score
+    from telucodec.cli.demo import demo_clip
+    from telucodec.evaluation.scoring import score
     model = telucodec.load()
     _, x = demo_clip()
     rows = {k: score(x, model.decode(model.encode(x, 16000, kbps=k), len(x)), 16000) for k in (1.5, 3.0, 6.0)}

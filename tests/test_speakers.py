@@ -1,4 +1,4 @@
-"""Speaker lists (telucodec.speakers): disjoint by speaker, stable, and the committed test list is what it says."""
+"""Speaker lists (telucodec.data.speakers): disjoint by speaker, stable, and the committed test list is what it says."""
 import warnings
 from pathlib import Path
 
@@ -8,7 +8,7 @@ import soundfile as sf
 
 from telucodec.errors import BadAudioWarning, DataError
 from telucodec.paths import RESULTS_DIR
-from telucodec.speakers import (Utterance, check_disjoint, load_list, read_list, read_manifest, split_speakers,
+from telucodec.data.speakers import (Utterance, check_disjoint, load_list, read_list, read_manifest, split_speakers,
                                 write_list)
 
 

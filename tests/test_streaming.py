@@ -1,4 +1,4 @@
-"""Issue 28: any length in bounded memory (telucodec.streaming, the streaming .tlc helpers, the CLI).
+"""Issue 28: any length in bounded memory (telucodec.coding.streaming, the streaming .tlc helpers, the CLI).
 
 * the receptive field is measured, and tight: a sample (code frame) just outside it changes nothing, one at its
   edge changes the frame;
@@ -19,12 +19,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from telucodec import bitstream, cli, streaming
+from telucodec.coding import bitstream, streaming
+from telucodec.cli import commands as cli
 from telucodec.config import preset
 from telucodec.errors import BitstreamError, TeluCodecError
 from telucodec.fixes import Fixes
-from telucodec.inference import PRETRAINED, CodecModel, export_safetensors, load
-from telucodec.model import Codec
+from telucodec.coding.inference import PRETRAINED, CodecModel, export_safetensors, load
+from telucodec.codec.model import Codec
 
 SR, HOP = 16000, 320
 CI = preset("ci").codec
@@ -329,7 +330,7 @@ def test_cli_streams_and_gives_the_api_result(tmp_path, capsys, monkeypatch, env
                         "--kbps", 3], capsys)
     assert rc == 0 and err == [], err
     model = load(envelope_checkpoint)
-    from telucodec.audio_io import read_audio
+    from telucodec.data.audio_io import read_audio
     wav = read_audio(tmp_path / "in.flac", SR)
     stream = bitstream.read_tlc(tmp_path / "x.tlc")
     assert stream.num_samples == wav.size and stream.envelope_stages == 2

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from telucodec import checkpoint as ckpt
+from telucodec.coding import checkpoint as ckpt
 from telucodec.config import PRESETS
 from telucodec.fixes import Fixes
-from telucodec.train import TrainingDiverged, fit
+from telucodec.training.loop import TrainingDiverged, fit
 
 
 def _clips(n=4, seconds=3, seed=0):
@@ -34,7 +34,7 @@ def test_the_working_recipe_leaves_the_silent_plateau_where_the_story_s_fixes_st
     """A lower loss is not learning (a model that outputs silence halves the story's recon loss). Measured: in
     120 steps on these clips Fixes.all() with the story's loss stays at SI-SNR about -50 dB (a quiet output
     unrelated to the input) while the working recipe climbs to about -9 dB and rising."""
-    from telucodec.recipes import recipe
+    from telucodec.training.recipes import recipe
     story = fit("ci", Fixes.all(), clips, steps=120, print_epochs=False)
     r = recipe("working", "ci")
     working = fit("ci", r.fixes, clips, codec_config=replace(r.codec, kmeans_buffer=1024), train_config=r.train,

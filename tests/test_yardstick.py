@@ -1,10 +1,10 @@
-"""The yardstick (telucodec.yardstick): bits from the file, Opus's spent rate, levels, bandwidth, statistics."""
+"""The yardstick (telucodec.evaluation.yardstick): bits from the file, Opus's spent rate, levels, bandwidth, statistics."""
 import numpy as np
 import pytest
 
-from telucodec import yardstick as y
-from telucodec.audio_io import loudness_lufs
-from telucodec.inference import CodecModel
+from telucodec.evaluation import yardstick as y
+from telucodec.data.audio_io import loudness_lufs
+from telucodec.coding.inference import CodecModel
 
 SR = 16000
 
@@ -21,7 +21,7 @@ def _speechlike(seconds=3.0, seed=0):
 
 
 def test_telucodec_bits_are_the_tlc_file_length():
-    from telucodec.bitstream import pack
+    from telucodec.coding.bitstream import pack
     model = CodecModel.untrained("ci")
     x = _speechlike(2.0)
     est, bits = y.telucodec_round_trip(model, x, 6.0)

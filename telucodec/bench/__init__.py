@@ -10,17 +10,17 @@ inputs so CI can exercise every code path in seconds; its numbers mean nothing.
 Definitions
 -----------
 * bits/s spent: bytes actually produced for the clip x 8 / clip duration.  TeluCodec: the whole ``.tlc``
-  file (payload + 32-byte header/CRC, see :mod:`telucodec.bitstream`); the payload-only rate is also
-  stored.  Classical codecs: see :mod:`telucodec.baselines`.
+  file (payload + 32-byte header/CRC, see :mod:`telucodec.coding.bitstream`); the payload-only rate is also
+  stored.  Classical codecs: see :mod:`telucodec.evaluation.baselines`.
 * RTF (real-time factor) = seconds of audio processed / wall-clock seconds.  Higher is faster;
   RTF 50 means one second of audio takes 20 ms.  Warm-up runs are excluded; the median of the repeats
   is reported.
 """
 from __future__ import annotations
-from .cli import main
-from .common import DEFAULT_OUT, SR, TELUCODEC_KBPS, machine_info, synthetic_speech
-from .quality import quality, quality_markdown
-from .speed import speed, speed_markdown
+from telucodec.bench.cli import main
+from telucodec.bench.common import DEFAULT_OUT, SR, TELUCODEC_KBPS, machine_info, synthetic_speech
+from telucodec.bench.quality import quality, quality_markdown
+from telucodec.bench.speed import speed, speed_markdown
 
 __all__ = ["synthetic_speech", "machine_info", "quality", "speed", "main", "TELUCODEC_KBPS", "DEFAULT_OUT", "SR",
            "quality_markdown", "speed_markdown"]

@@ -7,9 +7,9 @@ from pathlib import Path
 
 
 
-from .common import DEFAULT_OUT, _command
-from .quality import quality, quality_markdown
-from .speed import speed, speed_markdown
+from telucodec.bench.common import DEFAULT_OUT, _command
+from telucodec.bench.quality import quality, quality_markdown
+from telucodec.bench.speed import speed, speed_markdown
 
 
 # ================================================================================================= CLI

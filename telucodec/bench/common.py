@@ -96,7 +96,7 @@ def machine_info() -> dict:
     for pkg in ("numpy", "scipy", "av", "pesq", "pystoi", "encodec", "torchaudio"):
         info[pkg] = _version(pkg)
     try:
-        from .. import __version__
+        from telucodec import __version__
         info["telucodec"] = __version__
     except Exception:
         info["telucodec"] = None

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TeluCodecError
+from telucodec.errors import TeluCodecError
 
-from .common import SR, TELUCODEC_KBPS, _fmt, _nanmean, _write_json, machine_info, synthetic_speech
+from telucodec.bench.common import SR, TELUCODEC_KBPS, _fmt, _nanmean, _write_json, machine_info, synthetic_speech
 
 
 # ============================================================================================== quality
@@ -22,14 +22,14 @@ def _load_clips(data_dir, max_clips: int, max_seconds: float, quick: bool, split
     """[(name, float32 16 kHz mono)] of held-out speech, and a description of where it came from.
 
     No data_dir: the validation split of the embedded corpus, built the way the 'full' preset trains
-    (``telucodec.data.load_dataset(None, preset('full').train, split='val')``).  With data_dir: every
+    (``telucodec.data.folders.load_dataset(None, preset('full').train, split='val')``).  With data_dir: every
     usable file under it (``split`` "all" by default; "val" picks the files training would hold out).
     """
     if quick:
         clips = [(f"synthetic-{i}", synthetic_speech(2.0, SR, seed=100 + i)) for i in range(min(max_clips, 2))]
         return clips, "synthetic speech-like signals (--quick: code-path check only, not speech)"
-    from .. import data as _data
-    from ..config import preset as _preset
+    from telucodec.data import folders as _data
+    from telucodec.config import preset as _preset
     train_cfg = _preset("full").train  # corpus_minutes, val_fraction; sample rate defaults to 16 kHz
     if val_fraction is not None:       # the split a model was trained with (the shipped model: 0.25)
         from dataclasses import replace as _replace
@@ -75,7 +75,7 @@ def _load_telucodec(checkpoint, quick: bool):
 
 def _metrics(ref, est, visqol: bool = False) -> dict:
     """The benchmark's four (or five) numbers, from the package's one scoring function."""
-    from ..evaluation import score
+    from telucodec.evaluation.scoring import score
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         row = score(ref, est, SR, perceptual=True, visqol=visqol)
@@ -92,8 +92,8 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
     the data source, machine and versions.  With `out_dir`, also writes quality.md, quality.json and
     quality.png there.
     """
-    from .. import baselines as B
-    from .. import bitstream
+    from telucodec.evaluation import baselines as B
+    from telucodec.coding import bitstream
     t_start = time.time()
     clips, source = _load_clips(data_dir, max_clips, max_seconds, quick, split, val_fraction)
     total_seconds = sum(len(w) for _, w in clips) / SR

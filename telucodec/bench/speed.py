@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import TeluCodecError
-from .common import _write_json, machine_info, synthetic_speech
+from telucodec.errors import TeluCodecError
+from telucodec.bench.common import _write_json, machine_info, synthetic_speech
 
 
 # ================================================================================================ speed
@@ -44,9 +44,9 @@ def _telucodec_codec(checkpoint, preset_name):
         model = telucodec.load(checkpoint)
         return model.codec, f"TeluCodec from {checkpoint}"
     import torch
-    from ..config import preset as _preset
-    from ..fixes import Fixes
-    from ..model import Codec
+    from telucodec.config import preset as _preset
+    from telucodec.fixes import Fixes
+    from telucodec.codec.model import Codec
     torch.manual_seed(0)
     return Codec(_preset(preset_name).codec, Fixes.all()), f"TeluCodec '{preset_name}' architecture (random weights)"
 
@@ -100,8 +100,8 @@ class _Runner:
     def train_loss(self, wav):
         """Generator training objective, identical for both: TeluCodec's total_loss (L1+MSE, multi-res
         log-mel, VQ loss; all fixes on) applied to each model's own output and VQ penalty."""
-        from ..fixes import Fixes
-        from ..losses import total_loss
+        from telucodec.fixes import Fixes
+        from telucodec.training.losses import total_loss
         if self.kind == "telucodec":
             out = self.module(wav, n_q=self.module.config.n_q)
             est, vq = out["wav"], out["vq_loss"]
@@ -296,7 +296,7 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
         "repeats": repeats,
         "train": {"batch": train_batch, "segment_seconds": train_seconds, "repeats": train_repeats,
                   "warmup": train_warmup,
-                  "loss": "telucodec.losses.total_loss (all fixes) on each model's output; AdamW step; "
+                  "loss": "telucodec.training.losses.total_loss (all fixes) on each model's output; AdamW step; "
                           "no discriminator for either model"},
         "models": {k: {"description": d, "parameters": r.params(), "sample_rate": r.sample_rate,
                        "bitrate_bps": r.bitrate()} for k, (r, d) in models.items()},
