@@ -1,5 +1,6 @@
 """Pin the numerics before any notebook kernel starts: kernels inherit this environment, so stored notebook
 outputs re-validate bit for bit on the same machine (one thread, fixed CPU code paths, no progress bars)."""
+
 import os
 
 for key, value in {
@@ -26,8 +27,13 @@ _REPO = Path(__file__).resolve().parent
 
 def _repo_files():
     try:
-        out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=_REPO,
-                             capture_output=True, text=True, timeout=60)
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all"],
+            cwd=_REPO,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return set(out.stdout.splitlines()) if out.returncode == 0 else None

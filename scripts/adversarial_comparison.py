@@ -9,6 +9,7 @@ trained with, --val_fraction), first --seconds of each clip: PESQ-WB, STOI, ViSQ
 distance. Writes comparison.json (means, per-clip rows, and paired differences against the first codec named
 after `--against` with a 95 % bootstrap interval over clips) and comparison.md.
 """
+
 import argparse
 import json
 import sys
@@ -19,8 +20,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 METRICS = ("pesq_wb", "stoi", "visqol", "si_snr_db", "mel_distance")
-NAMES = {"pesq_wb": "PESQ-WB ↑", "stoi": "STOI ↑", "visqol": "ViSQOL ↑", "si_snr_db": "SI-SNR (dB) ↑",
-         "mel_distance": "mel distance ↓"}
+NAMES = {
+    "pesq_wb": "PESQ-WB ↑",
+    "stoi": "STOI ↑",
+    "visqol": "ViSQOL ↑",
+    "si_snr_db": "SI-SNR (dB) ↑",
+    "mel_distance": "mel distance ↓",
+}
 
 
 def paired(a: list, b: list, key: str, seed: int = 0) -> dict:
@@ -28,8 +34,13 @@ def paired(a: list, b: list, key: str, seed: int = 0) -> dict:
     d = np.array([y[key] - x[key] for x, y in zip(a, b)], dtype=float)
     rng = np.random.default_rng(seed)
     boots = d[rng.integers(0, len(d), (10000, len(d)))].mean(axis=1)
-    return {"mean": float(d.mean()), "low": float(np.percentile(boots, 2.5)), "high": float(np.percentile(boots, 97.5)),
-            "better_on_clips": int((d < 0).sum() if key == "mel_distance" else (d > 0).sum()), "clips": len(d)}
+    return {
+        "mean": float(d.mean()),
+        "low": float(np.percentile(boots, 2.5)),
+        "high": float(np.percentile(boots, 97.5)),
+        "better_on_clips": int((d < 0).sum() if key == "mel_distance" else (d > 0).sum()),
+        "clips": len(d),
+    }
 
 
 def main(argv=None):
@@ -43,14 +54,17 @@ def main(argv=None):
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore")
     import torch
+
     torch.set_num_threads(1)
     from dataclasses import replace
-    from telucodec.evaluation import baselines as B
+
     from telucodec.bench.common import machine_info
+    from telucodec.coding.inference import load
     from telucodec.config import preset
     from telucodec.data.folders import load_dataset, spec_for
+    from telucodec.evaluation import baselines as B
     from telucodec.evaluation.scoring import crop_clip, mean_table, reconstruct, score
-    from telucodec.coding.inference import load
+
     p = preset("cpu")
     spec = spec_for(p.codec, replace(p.train, val_fraction=args.val_fraction))
     clips = [crop_clip(c, 16000, "first", args.seconds) for c in load_dataset(args.data_dir, spec, "val")]
@@ -74,23 +88,43 @@ def main(argv=None):
         for name in list(systems):
             if name.endswith(kbps) and not name.startswith(args.against):
                 differences[f"{name} - {args.against} {kbps}"] = {
-                    k: paired(base["rows"], systems[name]["rows"], k) for k in METRICS}
-    result = {"data": f"{Path(args.data_dir).name}, held-out files (val_fraction {args.val_fraction})",
-              "clips": len(clips), "crop": "first", "seconds": args.seconds, "machine": machine_info()["cpu"],
-              "systems": systems, "differences": differences}
+                    k: paired(base["rows"], systems[name]["rows"], k) for k in METRICS
+                }
+    result = {
+        "data": f"{Path(args.data_dir).name}, held-out files (val_fraction {args.val_fraction})",
+        "clips": len(clips),
+        "crop": "first",
+        "seconds": args.seconds,
+        "machine": machine_info()["cpu"],
+        "systems": systems,
+        "differences": differences,
+    }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "comparison.json").write_text(json.dumps(result, indent=1))
-    lines = [f"Held-out clips: {result['data']}; {len(clips)} clips, first {args.seconds:g} s of each.", "",
-             "| system | " + " | ".join(NAMES[k] for k in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+    lines = [
+        f"Held-out clips: {result['data']}; {len(clips)} clips, first {args.seconds:g} s of each.",
+        "",
+        "| system | " + " | ".join(NAMES[k] for k in METRICS) + " |",
+        "|---|" + "---:|" * len(METRICS),
+    ]
     for name, s in systems.items():
-        lines.append(f"| {name} | " + " | ".join(f"{s[k]:.3f}" if k == "stoi" else f"{s[k]:.2f}" for k in METRICS)
-                     + " |")
-    lines += ["", "Paired differences over clips (mean, 95 % bootstrap interval):", "",
-              "| comparison | " + " | ".join(NAMES[k] for k in METRICS) + " |", "|---|" + "---:|" * len(METRICS)]
+        lines.append(
+            f"| {name} | " + " | ".join(f"{s[k]:.3f}" if k == "stoi" else f"{s[k]:.2f}" for k in METRICS) + " |"
+        )
+    lines += [
+        "",
+        "Paired differences over clips (mean, 95 % bootstrap interval):",
+        "",
+        "| comparison | " + " | ".join(NAMES[k] for k in METRICS) + " |",
+        "|---|" + "---:|" * len(METRICS),
+    ]
     for name, d in differences.items():
-        lines.append(f"| {name} | " + " | ".join(f"{d[k]['mean']:+.3f} [{d[k]['low']:+.3f}, {d[k]['high']:+.3f}]"
-                                                  for k in METRICS) + " |")
+        lines.append(
+            f"| {name} | "
+            + " | ".join(f"{d[k]['mean']:+.3f} [{d[k]['low']:+.3f}, {d[k]['high']:+.3f}]" for k in METRICS)
+            + " |"
+        )
     (out / "comparison.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -14,6 +14,7 @@ API's delay (telucodec.coding.streaming.measure_delay) and its compute per 20 ms
 Writes results/bench/long/bench_long.json and results/bench/long/README.md. The audio goes to --workdir
 (default: a temporary folder), never into the repository.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -34,13 +35,19 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "bench" / "long"
 SR = 16000
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1",
-       "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TQDM_DISABLE": "1",
+    "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+}
 
 
 def write_synthetic(path: Path, seconds: float, block_seconds: float = 60.0, seed: int = 0) -> float:
     """A speech-like synthetic recording of `seconds`, written block by block. Returns the seconds written."""
     import soundfile as sf
+
     rng = np.random.default_rng(seed)
     n_total = int(round(seconds * SR))
     block = int(block_seconds * SR)
@@ -54,8 +61,11 @@ def write_synthetic(path: Path, seconds: float, block_seconds: float = 60.0, see
             phase = float(ph[-1] % (2 * np.pi))
             voiced = sum(np.sin(k * ph) / k for k in range(1, 12))
             syllables = np.clip(np.sin(2 * np.pi * 4.0 * t) + 0.3, 0, None) * (np.sin(2 * np.pi * 0.11 * t) > -0.8)
-            x = 0.12 * voiced * syllables + 0.01 * rng.standard_normal(n) + 0.03 * rng.standard_normal(n) * (
-                np.sin(2 * np.pi * 1.7 * t) > 0.9)
+            x = (
+                0.12 * voiced * syllables
+                + 0.01 * rng.standard_normal(n)
+                + 0.03 * rng.standard_normal(n) * (np.sin(2 * np.pi * 1.7 * t) > 0.9)
+            )
             f.write(np.clip(x, -1, 1).astype(np.float32))
     return n_total / SR
 
@@ -70,7 +80,7 @@ _TIME_FIELDS = {
 
 def _seconds(clock: str) -> float:
     parts = [float(p) for p in clock.split(":")]
-    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+    return sum(p * 60**i for i, p in enumerate(reversed(parts)))
 
 
 def timed(cmd: list, nice: int) -> dict:
@@ -111,10 +121,12 @@ def cpu_name() -> str:
 def streaming_figures(checkpoint) -> dict:
     """Delay (stated and measured) and compute per frame of the streaming API, frame by frame, one thread."""
     import torch
+
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
     import telucodec
     from telucodec.coding import streaming
+
     model = telucodec.load(checkpoint)
     delay = streaming.measure_delay(model, seconds=1.0, block=1)
     ctx = streaming.context(model)
@@ -122,18 +134,23 @@ def streaming_figures(checkpoint) -> dict:
     hop = model.config.hop_length
     enc = model.stream_encoder()
     t0 = time.perf_counter()
-    frames = [enc.push(x[i:i + hop]) for i in range(0, x.size, hop)]
+    frames = [enc.push(x[i : i + hop]) for i in range(0, x.size, hop)]
     enc_s = time.perf_counter() - t0
     codes = np.concatenate(frames + [enc.flush()], axis=1)
     dec = model.stream_decoder(n_q=codes.shape[0])
     t0 = time.perf_counter()
     for j in range(codes.shape[1]):
-        dec.push(codes[:, j:j + 1])
+        dec.push(codes[:, j : j + 1])
     dec_s = time.perf_counter() - t0
     n = codes.shape[1]
-    return {**delay, "context": ctx.__dict__, "live_encode_ms_per_frame": 1000 * enc_s / n,
-            "live_decode_ms_per_frame": 1000 * dec_s / n, "frame_ms": 1000 * hop / model.sample_rate,
-            "opus_algorithmic_delay_ms_at_20ms_frames": 26.5}
+    return {
+        **delay,
+        "context": ctx.__dict__,
+        "live_encode_ms_per_frame": 1000 * enc_s / n,
+        "live_decode_ms_per_frame": 1000 * dec_s / n,
+        "frame_ms": 1000 * hop / model.sample_rate,
+        "opus_algorithmic_delay_ms_at_20ms_frames": 26.5,
+    }
 
 
 def main(argv=None) -> int:
@@ -141,8 +158,13 @@ def main(argv=None) -> int:
     ap.add_argument("--minutes", type=float, nargs="+", default=[20, 120])
     ap.add_argument("--checkpoint", default=None, help="default: the shipped model")
     ap.add_argument("--kbps", type=float, default=6.0)
-    ap.add_argument("--budget", type=float, default=300.0, help="skip a longer case whose encode+decode the "
-                    "previous case predicts to take more than this many seconds (0: no limit)")
+    ap.add_argument(
+        "--budget",
+        type=float,
+        default=300.0,
+        help="skip a longer case whose encode+decode the "
+        "previous case predicts to take more than this many seconds (0: no limit)",
+    )
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--workdir", default=None, help="where the audio goes (default: a temporary folder)")
     ap.add_argument("--out", default=str(OUT))
@@ -156,29 +178,45 @@ def main(argv=None) -> int:
     py = [sys.executable, "-m", "telucodec"]
     report = {
         "date": datetime.datetime.now().isoformat(timespec="seconds"),
-        "machine": {"cpu": cpu_name(), "cores": os.cpu_count(), "python": platform.python_version(),
-                    "threads": 1, "nice": args.nice, "load_average_at_start": load_average()},
+        "machine": {
+            "cpu": cpu_name(),
+            "cores": os.cpu_count(),
+            "python": platform.python_version(),
+            "threads": 1,
+            "nice": args.nice,
+            "load_average_at_start": load_average(),
+        },
         "checkpoint": args.checkpoint or "shipped (results/pretrained/telucodec.safetensors)",
-        "kbps": args.kbps, "cases": [],
+        "kbps": args.kbps,
+        "cases": [],
     }
     try:
         import torch
+
         report["machine"]["torch"] = torch.__version__
     except ImportError:
         pass
     print("start-up baseline (import + load) ...", flush=True)
     load_cmd = [sys.executable, "-c", f"import telucodec; telucodec.load({args.checkpoint!r})"]
     report["startup"] = timed(load_cmd, args.nice)
-    rate = None                                       # seconds of compute per second of audio, from the last case
+    rate = None  # seconds of compute per second of audio, from the last case
     try:
         for minutes in sorted(args.minutes):
             seconds = minutes * 60
             if rate is not None and args.budget and rate * seconds > args.budget:
                 print(f"{minutes:g} min: skipped (predicted {rate * seconds:.0f} s > --budget {args.budget:g} s)")
-                report["cases"].append({"minutes": minutes, "skipped": f"predicted {rate * seconds:.0f} s of "
-                                        f"encode+decode > budget {args.budget:g} s"})
+                report["cases"].append(
+                    {
+                        "minutes": minutes,
+                        "skipped": f"predicted {rate * seconds:.0f} s of encode+decode > budget {args.budget:g} s",
+                    }
+                )
                 continue
-            wav, tlc, dec = work / f"in_{minutes:g}min.wav", work / f"in_{minutes:g}min.tlc", work / f"out_{minutes:g}min.wav"
+            wav, tlc, dec = (
+                work / f"in_{minutes:g}min.wav",
+                work / f"in_{minutes:g}min.tlc",
+                work / f"out_{minutes:g}min.wav",
+            )
             print(f"{minutes:g} min: writing {wav} ...", flush=True)
             t0 = time.perf_counter()
             duration = write_synthetic(wav, seconds)
@@ -189,13 +227,20 @@ def main(argv=None) -> int:
             de = timed(py + ["decode", str(tlc), str(dec)] + ck, args.nice)
             print(f"  {de['wall_s']:.1f} s, {de['max_rss_mb']:.0f} MB", flush=True)
             import soundfile as sf
+
             info = sf.info(str(dec))
             case = {
-                "minutes": minutes, "audio_seconds": duration, "generate_seconds": round(gen_s, 1),
-                "input_bytes": wav.stat().st_size, "tlc_bytes": tlc.stat().st_size,
-                "decoded_samples": info.frames, "decoded_samples_match": info.frames == int(round(duration * SR)),
-                "encode": enc, "decode": de,
-                "encode_x_realtime": duration / enc["wall_s"], "decode_x_realtime": duration / de["wall_s"],
+                "minutes": minutes,
+                "audio_seconds": duration,
+                "generate_seconds": round(gen_s, 1),
+                "input_bytes": wav.stat().st_size,
+                "tlc_bytes": tlc.stat().st_size,
+                "decoded_samples": info.frames,
+                "decoded_samples_match": info.frames == int(round(duration * SR)),
+                "encode": enc,
+                "decode": de,
+                "encode_x_realtime": duration / enc["wall_s"],
+                "decode_x_realtime": duration / de["wall_s"],
                 "encode_plus_decode_x_realtime": duration / (enc["wall_s"] + de["wall_s"]),
                 "peak_memory_mb": max(enc["max_rss_mb"], de["max_rss_mb"]),
                 "load_average_after": load_average(),
@@ -240,16 +285,22 @@ def markdown(r: dict) -> str:
         lines.append(
             f"| {c['minutes']:g} min | {e['max_rss_mb']:.0f} MB | {d['max_rss_mb']:.0f} MB | "
             f"{e['wall_s']:.1f} s ({c['encode_x_realtime']:.0f}x) | {d['wall_s']:.1f} s ({c['decode_x_realtime']:.0f}x) | "
-            f"{e['wall_s'] + d['wall_s']:.1f} s ({c['encode_plus_decode_x_realtime']:.0f}x) |")
+            f"{e['wall_s'] + d['wall_s']:.1f} s ({c['encode_plus_decode_x_realtime']:.0f}x) |"
+        )
     s = r["startup"]
-    lines += ["", f"Start-up alone (`import telucodec; telucodec.load()`): {s['wall_s']:.1f} s, "
-              f"{s['max_rss_mb']:.0f} MB. Before chunking (issue 28's table, whole-file in one piece) 20 minutes "
-              f"took 4.9 GB to encode and 5.9 GB to decode, 61 s and 102 s."]
+    lines += [
+        "",
+        f"Start-up alone (`import telucodec; telucodec.load()`): {s['wall_s']:.1f} s, "
+        f"{s['max_rss_mb']:.0f} MB. Before chunking (issue 28's table, whole-file in one piece) 20 minutes "
+        f"took 4.9 GB to encode and 5.9 GB to decode, 61 s and 102 s.",
+    ]
     st = r.get("streaming")
     if st:
         ms = 1000 / st["sample_rate"]
         lines += [
-            "", "## Streaming delay", "",
+            "",
+            "## Streaming delay",
+            "",
             "The codec is non-causal, so its delay is its look-ahead, measured by back-propagating from one frame "
             "(telucodec.coding.streaming.context) and confirmed by pushing samples one at a time "
             "(telucodec.coding.streaming.measure_delay):",

@@ -20,6 +20,7 @@ It serves the built HTML on a localhost port, loads every page listed in _toc.ym
 It also takes screenshots of the preface and of one notebook page into _build/screenshots/.
 Exit status: 0 all checks passed, 1 some check failed, 2 the check could not run (no build, no browser).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,9 +64,17 @@ DEFAULT_EXPECT = {
 }
 
 CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--hide-scrollbars",
+    "--mute-audio",
 ]
 
 
@@ -118,9 +127,11 @@ def serve(directory: Path):
 
 # ------------------------------------------------------------------------------------------- chromium
 def find_chromium(explicit: str | None) -> str | None:
-    candidates = [explicit] if explicit else [
-        os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "google-chrome-stable",
-    ]
+    candidates = (
+        [explicit]
+        if explicit
+        else [os.environ.get("CHROMIUM"), "chromium", "chromium-browser", "google-chrome", "google-chrome-stable"]
+    )
     for name in candidates:
         if name and (path := shutil.which(name)):
             return path
@@ -149,8 +160,9 @@ def dump_dom(chromium: str, url: str, timeout: float) -> str:
 
 def screenshot(chromium: str, url: str, out: Path, timeout: float) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    proc = chromium_run(chromium, ["--virtual-time-budget=3000", f"--screenshot={out}",
-                                   "--window-size=1280,2000", url], timeout)
+    proc = chromium_run(
+        chromium, ["--virtual-time-budget=3000", f"--screenshot={out}", "--window-size=1280,2000", url], timeout
+    )
     if proc.returncode != 0 or not out.exists() or out.stat().st_size == 0:
         raise RuntimeError(f"chromium --screenshot failed for {url} (exit {proc.returncode})")
 
@@ -185,7 +197,7 @@ def article_of(dom: str) -> str:
     m = re.search(r'<article[^>]*class="[^"]*bd-article[^"]*"[^>]*>(.*?)</article>', dom, re.S)
     if m:
         return m.group(1)
-    m = re.search(r'<main[^>]*>(.*?)</main>', dom, re.S)
+    m = re.search(r"<main[^>]*>(.*?)</main>", dom, re.S)
     return m.group(1) if m else dom
 
 
@@ -206,8 +218,9 @@ def check_page(dom: str, res: PageResult, build_dir: Path, want_colab: bool, fai
     imgs = re.findall(r"<img\b[^>]*>", art)
     res.figures = len(imgs)
     res.audio = len(re.findall(r"<audio\b", art))
-    res.tracebacks = sum(1 for cls in re.findall(r'class="([^"]*)"', art)
-                         if {"output", "traceback"} <= set(cls.split()))
+    res.tracebacks = sum(
+        1 for cls in re.findall(r'class="([^"]*)"', art) if {"output", "traceback"} <= set(cls.split())
+    )
     res.colab_link = "colab.research.google.com" in dom
     res.formulas = len(re.findall(r'class="math[ "]', art))
     res.rendered_formulas = len(re.findall(r"<mjx-container\b", art))
@@ -244,8 +257,9 @@ def parse_expect(items: list[str]) -> dict:
             pattern, figs, audio = item.rsplit(":", 2)
             out[pattern] = (int(figs), int(audio))
         except ValueError:
-            raise UsageError(f"--expect {item!r}: use PATTERN:MIN_FIGURES:MIN_AUDIO, "
-                             f"e.g. 'notebooks/04_*:1:1'") from None
+            raise UsageError(
+                f"--expect {item!r}: use PATTERN:MIN_FIGURES:MIN_AUDIO, e.g. 'notebooks/04_*:1:1'"
+            ) from None
     return out
 
 
@@ -267,6 +281,7 @@ def run(args) -> int:
     t0 = time.monotonic()
     results: list[PageResult] = []
     try:
+
         def one(docname: str) -> PageResult:
             kind = "notebook" if is_notebook(docname, source_dir) else "page"
             figs, audio = expectations(docname, expect)
@@ -308,8 +323,10 @@ def run(args) -> int:
     print(f"\n{'page':<{width}}  kind      figs  audio  math  tb  status")
     for r in results:
         status = "ok" if not r.problems else "FAIL: " + "; ".join(r.problems)
-        print(f"{r.docname:<{width}}  {r.kind:<8}  {r.figures:>4}  {r.audio:>5}  {r.rendered_formulas:>4}  "
-              f"{r.tracebacks:>2}  {status}")
+        print(
+            f"{r.docname:<{width}}  {r.kind:<8}  {r.figures:>4}  {r.audio:>5}  {r.rendered_formulas:>4}  "
+            f"{r.tracebacks:>2}  {status}"
+        )
     failed = [r for r in results if r.problems]
     tb_pages = [r.docname for r in results if r.tracebacks]
     if tb_pages and not args.no_tracebacks:
@@ -317,36 +334,61 @@ def run(args) -> int:
     for p in shot_problems:
         print(f"screenshot problem: {p}")
     elapsed = time.monotonic() - t0
-    print(f"\n{len(results)} pages checked in {elapsed:.1f} s: "
-          f"{len(results) - len(failed)} ok, {len(failed)} failed"
-          + (f", {len(shot_problems)} screenshot problem(s)" if shot_problems else ""))
+    print(
+        f"\n{len(results)} pages checked in {elapsed:.1f} s: "
+        f"{len(results) - len(failed)} ok, {len(failed)} failed"
+        + (f", {len(shot_problems)} screenshot problem(s)" if shot_problems else "")
+    )
     if args.report:
-        Path(args.report).write_text(json.dumps({"pages": [asdict(r) for r in results],
-                                                 "screenshot_problems": shot_problems,
-                                                 "seconds": round(elapsed, 1)}, indent=2))
+        Path(args.report).write_text(
+            json.dumps(
+                {
+                    "pages": [asdict(r) for r in results],
+                    "screenshot_problems": shot_problems,
+                    "seconds": round(elapsed, 1),
+                },
+                indent=2,
+            )
+        )
     return 1 if failed or shot_problems else 0
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--source-dir", default=str(REPO), help="book source (holds _toc.yml); default: the repository")
     p.add_argument("--build-dir", default=None, help="built HTML; default: <source-dir>/_build/html")
     p.add_argument("--toc", default=None, help="table of contents; default: <source-dir>/_toc.yml")
     p.add_argument("--chromium", default=None, help="browser executable; default: chromium on PATH")
-    p.add_argument("--expect", action="append", default=[], metavar="PATTERN:FIGS:AUDIO",
-                   help="minimum figures and audio players for pages matching a glob (repeatable)")
-    p.add_argument("--no-default-expectations", action="store_true",
-                   help="drop the built-in minimums (notebooks >= 1 figure; 01, 03-11 >= 1 audio)")
+    p.add_argument(
+        "--expect",
+        action="append",
+        default=[],
+        metavar="PATTERN:FIGS:AUDIO",
+        help="minimum figures and audio players for pages matching a glob (repeatable)",
+    )
+    p.add_argument(
+        "--no-default-expectations",
+        action="store_true",
+        help="drop the built-in minimums (notebooks >= 1 figure; 01, 03-11 >= 1 audio)",
+    )
     p.add_argument("--no-colab-check", action="store_true", help="do not require a Colab link on notebook pages")
     p.add_argument("--no-tracebacks", action="store_true", help="fail on stored error outputs")
     p.add_argument("--screenshots", default=None, help="screenshot folder; default: <build-dir>/../screenshots")
     p.add_argument("--screenshot-page", default=None, help="notebook docname to screenshot besides the root page")
     p.add_argument("--no-screenshots", action="store_true")
-    p.add_argument("--jobs", type=int, default=min(4, os.cpu_count() or 1),
-                   help="pages loaded in parallel (default: CPU count, at most 4)")
-    p.add_argument("--online", action="store_true",
-                   help="let the browser reach the network (renders MathJax from its CDN in screenshots)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(4, os.cpu_count() or 1),
+        help="pages loaded in parallel (default: CPU count, at most 4)",
+    )
+    p.add_argument(
+        "--online",
+        action="store_true",
+        help="let the browser reach the network (renders MathJax from its CDN in screenshots)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per browser call (default 60)")
     p.add_argument("--report", default=None, help="also write the results as JSON to this file")
     args = p.parse_args(argv)

@@ -10,6 +10,7 @@ with --samples, copy seed 0's first held-out sample of every run (6 kbps, and th
 Only finished runs are copied (a result.json exists, written after the last step); nothing is extrapolated.
 A run already collected at the same step count is not measured again.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -21,32 +22,51 @@ from pathlib import Path
 
 import numpy as np
 
-KEEP = ("name", "seed", "fixes", "enabled", "preset", "recipe", "ingredients", "steps", "seconds", "evaluation",
-        "diagnostics", "epochs", "train_clips", "val_clips", "train_minutes")
+KEEP = (
+    "name",
+    "seed",
+    "fixes",
+    "enabled",
+    "preset",
+    "recipe",
+    "ingredients",
+    "steps",
+    "seconds",
+    "evaluation",
+    "diagnostics",
+    "epochs",
+    "train_clips",
+    "val_clips",
+    "train_minutes",
+)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _val_clips(preset: str, seed: int, extra_data_dir: str | None, eval_clips: int) -> tuple:
     """The evaluation's held-out clips, loaded once per (preset, seed) for every run that shares them."""
     from telucodec.config import preset as get_preset
     from telucodec.training.experiments import _clips
+
     p = get_preset(preset)
     args = Namespace(corpus_dir=None, extra_data_dir=extra_data_dir)
     return tuple(_clips(args, p.codec, replace(p.train, seed=seed), "val")[:eval_clips])
 
 
 def robust_ranges(run_dir: Path, record: dict, extra_data_dir: str | None, eval_clips: int, seconds: float) -> dict:
-    from telucodec.evaluation.scoring import crop_clip, reconstruct
     from telucodec.coding.inference import load
     from telucodec.evaluation.metrics import robust_range_ratio
+    from telucodec.evaluation.scoring import crop_clip, reconstruct
+
     clips = _val_clips(record["preset"], int(record["seed"]), extra_data_dir, eval_clips)
     codec = load(run_dir / "checkpoints").codec
     sr = codec.config.sample_rate
     out = {}
     for key in record["evaluation"]:
         n_q = codec.config.n_q_for_kbps(float(key.replace("kbps", "")))
-        vals = [robust_range_ratio(x, reconstruct(codec, x, n_q), sr)
-                for x in (crop_clip(c, sr, "first", seconds) for c in clips)]
+        vals = [
+            robust_range_ratio(x, reconstruct(codec, x, n_q), sr)
+            for x in (crop_clip(c, sr, "first", seconds) for c in clips)
+        ]
         out[key] = float(np.mean(vals))
     return out
 
@@ -58,8 +78,11 @@ def main(argv=None) -> int:
     ap.add_argument("--extra_data_dir", default=None, help="the same --extra_data_dir the runs trained with")
     ap.add_argument("--eval_clips", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=4.0, help="the evaluation's crop (experiments: first 4 s)")
-    ap.add_argument("--samples", action="store_true",
-                    help="also copy seed 0's first held-out sample (original and 6 kbps) of every run to <out>/samples")
+    ap.add_argument(
+        "--samples",
+        action="store_true",
+        help="also copy seed 0's first held-out sample (original and 6 kbps) of every run to <out>/samples",
+    )
     args = ap.parse_args(argv)
     src, out = Path(args.runs), Path(args.out)
     summary: dict = {}
@@ -81,6 +104,7 @@ def main(argv=None) -> int:
         summary.setdefault(folder, {})[d["name"]] = {"steps": d["steps"], "6kbps": keep["evaluation"]["6kbps"]}
         if args.samples and keep["seed"] == 0:
             import shutil
+
             (out / "samples").mkdir(parents=True, exist_ok=True)
             for src_name, dst_name in (("sample0_6kbps", d["name"]), ("sample0_original", "original")):
                 for found in f.parent.glob(f"{src_name}.*"):

@@ -6,6 +6,7 @@ every file's scores (telucodec.evaluation.scoring.score, ViSQOL included).
 
     python scripts/listening_samples.py --data_dir ../shared/data/telugu-cv-dev --out results/pretrained/listening
 """
+
 from __future__ import annotations
 
 import argparse
@@ -25,13 +26,13 @@ def main(argv=None) -> int:
     ap.add_argument("--clips", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=4.0)
     args = ap.parse_args(argv)
-    from telucodec.evaluation import baselines as B
+    from telucodec.cli.shipped import data_spec
+    from telucodec.coding.inference import load, without_envelope
     from telucodec.data.audio_io import write_audio
     from telucodec.data.folders import load_dataset
+    from telucodec.evaluation import baselines as B
     from telucodec.evaluation.scoring import score
-    from telucodec.coding.inference import load
-    from telucodec.cli.shipped import data_spec
-    from telucodec.coding.inference import without_envelope
+
     model = load()
     plain = without_envelope(model)
     with warnings.catch_warnings():
@@ -41,13 +42,16 @@ def main(argv=None) -> int:
     order = np.argsort([-len(c) for c in val])[: args.clips]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    index = {"source": "telugu-cv-dev validation split (val_fraction 0.25, as the model card); CC0-1.0",
-             "seconds": args.seconds, "clips": []}
+    index = {
+        "source": "telugu-cv-dev validation split (val_fraction 0.25, as the model card); CC0-1.0",
+        "seconds": args.seconds,
+        "clips": [],
+    }
     for i in order:
         name = Path(val.paths[i]).stem
         x = np.asarray(val[i][: int(args.seconds * 16000)], np.float32)
         coded = {f"telucodec-{k:g}": model.decode(model.encode(x, 16000, kbps=k), len(x)) for k in (1.5, 3.0, 6.0)}
-        if plain is not model:                   # the codec as trained: 12 codec stages, no envelope codebooks
+        if plain is not model:  # the codec as trained: 12 codec stages, no envelope codebooks
             coded["telucodec-6-plain"] = plain.decode(plain.encode(x, 16000, kbps=6.0), len(x))
         for key in SYSTEMS:
             if key not in B.unavailable_baselines():
@@ -57,8 +61,13 @@ def main(argv=None) -> int:
         for key, y in coded.items():
             write_audio(out / f"{name}_{key}.flac", y, 16000)
             rows[key] = {m: float(v) for m, v in score(x, y, 16000, visqol=True).items()}
-        index["clips"].append({"name": name, "files": {"original": f"{name}_original.flac",
-                                                       **{k: f"{name}_{k}.flac" for k in coded}}, "scores": rows})
+        index["clips"].append(
+            {
+                "name": name,
+                "files": {"original": f"{name}_original.flac", **{k: f"{name}_{k}.flac" for k in coded}},
+                "scores": rows,
+            }
+        )
         print(name, {k: round(v["pesq_wb"], 2) for k, v in rows.items()})
     (out / "samples.json").write_text(json.dumps(index, indent=1))
     return 0

@@ -10,6 +10,7 @@ model card's tuning clips), with SI-SNR, mel distance, PESQ-WB, STOI, `mel_dista
 without the nearly silent frames) and `band_level_error` (the level kept per band in the loud frames). Writes
 pairs.json.
 """
+
 import argparse
 import json
 import sys
@@ -30,17 +31,21 @@ def main(argv=None):
     warnings.simplefilter("ignore")
     import numpy as np
     import torch
+
     torch.set_num_threads(1)
     from telucodec.coding.checkpoint import latest_checkpoint
+    from telucodec.coding.inference import load
     from telucodec.config import preset
     from telucodec.data.folders import load_dataset, spec_for
-    from telucodec.evaluation.scoring import crop_clip, evaluate_clips, reconstruct
-    from telucodec.coding.inference import load
     from telucodec.evaluation.metrics import band_level_error, mel_distance_active
+    from telucodec.evaluation.scoring import crop_clip, evaluate_clips, reconstruct
+
     p = preset("cpu")
     spec = spec_for(p.codec, replace(p.train, val_fraction=0.25))
-    sets = {"synthetic": (list(load_dataset(None, spec, "val"))[:20], 4.0),
-            "real": (list(load_dataset(args.data_dir, spec, "val"))[:10], 6.0)}
+    sets = {
+        "synthetic": (list(load_dataset(None, spec, "val"))[:20], 4.0),
+        "real": (list(load_dataset(args.data_dir, spec, "val"))[:10], 6.0),
+    }
     scored = {}
     names = [n for pair in args.pairs for n in pair.split(":")]
     for name in names:
@@ -61,10 +66,15 @@ def main(argv=None):
             print(name, set_name, json.dumps({k: v for k, v in table.items() if k != "band_level_db"}), flush=True)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    result = {"pairs": [pair.split(":") for pair in args.pairs], "bitrate": "6 kbps",
-              "sets": {"synthetic": "embedded corpus, held-out files, first 20 clips, first 4 s",
-                       "real": f"{Path(args.data_dir).name}, held-out files, first 10 clips, first 6 s"},
-              "runs": scored}
+    result = {
+        "pairs": [pair.split(":") for pair in args.pairs],
+        "bitrate": "6 kbps",
+        "sets": {
+            "synthetic": "embedded corpus, held-out files, first 20 clips, first 4 s",
+            "real": f"{Path(args.data_dir).name}, held-out files, first 10 clips, first 6 s",
+        },
+        "runs": scored,
+    }
     (out / "pairs.json").write_text(json.dumps(result, indent=1))
 
 

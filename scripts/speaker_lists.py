@@ -7,6 +7,7 @@ The test list holds 60 speakers (20 per corpus folder), the tune list 30; nothin
 list. The Telugu dev speaker is one voice: its files are split by file as the earlier shipped model was
 (telucodec.data.folders.split_by_file, 25 % held out), and the held-out ones form the "dev" list, the training-speaker row.
 """
+
 import argparse
 from dataclasses import replace
 from pathlib import Path
@@ -34,13 +35,16 @@ def main():
     held = {p.as_posix() for p in held}
     dev = [replace(u, list="dev" if (root / u.file).as_posix() in held else "train") for u in dev]
     utts += dev
-    check_disjoint(*[[u for u in utts if u.list == name and u.corpus != "telugu-cv-dev"]
-                     for name in ("train", "tune", "test")])
+    check_disjoint(
+        *[[u for u in utts if u.list == name and u.corpus != "telugu-cv-dev"] for name in ("train", "tune", "test")]
+    )
     write_list(args.out, utts)
     for name in ("train", "tune", "test", "dev"):
         sel = [u for u in utts if u.list == name]
-        print(f"{name}: {len(sel)} clips, {len({(u.corpus, u.speaker) for u in sel})} speakers, "
-              f"{sum(u.duration_ms for u in sel) / 60000:.1f} min")
+        print(
+            f"{name}: {len(sel)} clips, {len({(u.corpus, u.speaker) for u in sel})} speakers, "
+            f"{sum(u.duration_ms for u in sel) / 60000:.1f} min"
+        )
 
 
 if __name__ == "__main__":

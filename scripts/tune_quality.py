@@ -7,6 +7,7 @@ One clip per tune speaker (30), first 8 s, as recorded: PESQ-WB, STOI, SI-SNR an
 .tlc round trip (telucodec.evaluation.yardstick), with the step, wall and CPU seconds each snapshot recorded. Choices are
 made on these numbers; the test list is never scored here.
 """
+
 import argparse
 import json
 import sys
@@ -33,10 +34,13 @@ def main():
         return
     warnings.simplefilter("ignore")
     import torch
+
     torch.set_num_threads(1)
     import telucodec
     from telucodec.coding import checkpoint as ckpt
-    from telucodec.evaluation import metrics, yardstick as y
+    from telucodec.evaluation import metrics
+    from telucodec.evaluation import yardstick as y
+
     clips = y.test_clips(args.list, args.data_root, "tune", 1, 8.0)[: args.clips]
     out = Path(args.out)
     points = json.loads(out.read_text()) if out.exists() else []
@@ -52,15 +56,21 @@ def main():
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
             meta = {k: state.get(k) for k in ("step", "train_seconds", "cpu_seconds")}
-        point = {"checkpoint": path, "step": int(meta.get("step") or 0),
-                 "train_seconds": float(meta.get("train_seconds") or 0),
-                 "cpu_seconds": float(meta.get("cpu_seconds") or 0)}
+        point = {
+            "checkpoint": path,
+            "step": int(meta.get("step") or 0),
+            "train_seconds": float(meta.get("train_seconds") or 0),
+            "cpu_seconds": float(meta.get("cpu_seconds") or 0),
+        }
         for k in (float(v) for v in args.kbps.split(",")):
             rows = []
             for _, x in clips:
                 est, bits = y.telucodec_round_trip(model, x, k)
-                row = {"pesq_wb": metrics.pesq_wb(x, est), "stoi": metrics.stoi(x, est),
-                       "si_snr_db": metrics.si_snr(x, est)}
+                row = {
+                    "pesq_wb": metrics.pesq_wb(x, est),
+                    "stoi": metrics.stoi(x, est),
+                    "si_snr_db": metrics.si_snr(x, est),
+                }
                 if args.dnsmos:
                     row["dnsmos_ovrl"] = y.dnsmos_ovrl(est)
                 rows.append(row)
@@ -76,15 +86,22 @@ def main():
 def table(points: list) -> str:
     """One row per scored checkpoint: step, CPU-hours, and each rate's PESQ-WB, STOI, SI-SNR, DNSMOS OVRL."""
     rates = [k for k in points[0] if k.endswith("kbps")]
-    head = "| checkpoint | step | CPU-h | " + " | ".join(f"{r} PESQ-WB | {r} STOI | {r} SI-SNR (dB) | {r} DNSMOS"
-                                                       for r in rates) + " |"
+    head = (
+        "| checkpoint | step | CPU-h | "
+        + " | ".join(f"{r} PESQ-WB | {r} STOI | {r} SI-SNR (dB) | {r} DNSMOS" for r in rates)
+        + " |"
+    )
     lines = [head, "|---|---:|---:|" + "---:|" * 4 * len(rates)]
     for p in points:
         cells = []
         for r in rates:
             m = p.get(r, {})
-            cells += [f"{m.get('pesq_wb', float('nan')):.2f}", f"{m.get('stoi', float('nan')):.3f}",
-                      f"{m.get('si_snr_db', float('nan')):.1f}", f"{m.get('dnsmos_ovrl', float('nan')):.2f}"]
+            cells += [
+                f"{m.get('pesq_wb', float('nan')):.2f}",
+                f"{m.get('stoi', float('nan')):.3f}",
+                f"{m.get('si_snr_db', float('nan')):.1f}",
+                f"{m.get('dnsmos_ovrl', float('nan')):.2f}",
+            ]
         lines.append(f"| {p['checkpoint']} | {p['step']} | {p['cpu_seconds'] / 3600:.2f} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

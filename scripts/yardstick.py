@@ -10,6 +10,7 @@ levels in two processes and merge them:
     python scripts/yardstick.py ... --levels recorded --out A & python scripts/yardstick.py ... --levels -35,-25,-15 --out B
     python scripts/yardstick.py --merge A.json B.json --out OUT
 """
+
 import argparse
 import json
 import sys
@@ -30,8 +31,13 @@ def main():
     ap.add_argument("--per_speaker", type=int, default=1)
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--levels", default="recorded,-35,-25,-15")
-    ap.add_argument("--other", action="append", default=[], metavar="NAME=CHECKPOINT@KBPS",
-                    help="another codec scored beside (an earlier model); repeatable")
+    ap.add_argument(
+        "--other",
+        action="append",
+        default=[],
+        metavar="NAME=CHECKPOINT@KBPS",
+        help="another codec scored beside (an earlier model); repeatable",
+    )
     ap.add_argument("--merge", nargs="+", default=None, metavar="PART.json", help="merge runs of other levels")
     ap.add_argument("--out", default=None)
     ap.add_argument("--choose_application", action="store_true", help="pick Opus's application on the tune list")
@@ -52,6 +58,7 @@ def main():
         print(choice)
         return
     import telucodec
+
     model = telucodec.load(args.checkpoint)
     application = json.loads(APPLICATION_FILE.read_text())["application"]
     levels = tuple(None if v == "recorded" else float(v) for v in args.levels.split(","))
@@ -63,11 +70,23 @@ def main():
         name, rest = spec.split("=", 1)
         path, kbps = rest.rsplit("@", 1)
         others[name] = (telucodec.load(path), float(kbps))
-    result = y.run(model, clips, levels=levels, application=application, others=others,
-                   progress=lambda level, i: print(f"{y.level_name(level)}: clip {i + 1}/{len(clips)} "
-                                                   f"({time.time() - t0:.0f} s)", file=sys.stderr))
-    result.update(checkpoint=args.checkpoint or "shipped", list=args.list, which=args.which,
-                  seconds_per_clip=args.seconds, wall_seconds=time.time() - t0)
+    result = y.run(
+        model,
+        clips,
+        levels=levels,
+        application=application,
+        others=others,
+        progress=lambda level, i: print(
+            f"{y.level_name(level)}: clip {i + 1}/{len(clips)} ({time.time() - t0:.0f} s)", file=sys.stderr
+        ),
+    )
+    result.update(
+        checkpoint=args.checkpoint or "shipped",
+        list=args.list,
+        which=args.which,
+        seconds_per_clip=args.seconds,
+        wall_seconds=time.time() - t0,
+    )
     write(result, args.out)
 
 

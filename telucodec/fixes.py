@@ -4,6 +4,7 @@
 as they were proposed. Any subset combines. The extra fields below the seven are *not* part of the story: they are
 the alternatives the literature uses, so a notebook can put "the fix as proposed" beside "what EnCodec/DAC do".
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields, replace
@@ -54,17 +55,17 @@ class Fixes:
             raise ValueError(f"residual_form must be one of {RESIDUAL_FORMS}, not {self.residual_form!r}")
 
     @classmethod
-    def none(cls, **variants) -> "Fixes":
+    def none(cls, **variants) -> Fixes:
         """The broken baseline of the story (optionally with extra variants changed)."""
         return cls(**variants)
 
     @classmethod
-    def all(cls, **variants) -> "Fixes":
+    def all(cls, **variants) -> Fixes:
         """All seven fixes as proposed."""
         return cls(**{name: True for name in SEVEN}, **variants)
 
     @classmethod
-    def parse(cls, text: str) -> "Fixes":
+    def parse(cls, text: str) -> Fixes:
         """'all', 'none', a comma list of fix names ('codebook_loss,output_scale'), or 'all-<name>' (all but one)."""
         text = (text or "none").strip()
         if text == "all":
@@ -79,7 +80,7 @@ class Fixes:
         _check_names(names)
         return cls(**{n: True for n in names})
 
-    def with_(self, **changes) -> "Fixes":
+    def with_(self, **changes) -> Fixes:
         """A copy with some switches changed: `Fixes.none().with_(codebook_loss=True)`."""
         return replace(self, **changes)
 
@@ -99,7 +100,7 @@ class Fixes:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "Fixes":
+    def from_dict(cls, data: dict) -> Fixes:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 

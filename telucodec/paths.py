@@ -1,4 +1,5 @@
 """Where TeluCodec keeps generated data (cache) and committed results."""
+
 import os
 from pathlib import Path
 

@@ -1,4 +1,5 @@
 """The multi-seed ablation reader: a difference is a verdict only when the seed ranges do not overlap."""
+
 import json
 
 import pytest
@@ -38,19 +39,21 @@ def test_summary_is_mean_and_range_over_seeds(runs):
 
 def test_only_ranges_that_do_not_overlap_make_a_verdict(runs):
     r = load_runs(runs, "nine")
-    assert compare(r, "all-x", "all", "si_snr_db")["verdict"] == "better"       # 3..4 against 1..2
+    assert compare(r, "all-x", "all", "si_snr_db")["verdict"] == "better"  # 3..4 against 1..2
     assert compare(r, "all", "all-x", "si_snr_db")["verdict"] == "worse"
-    assert compare(r, "all-x", "all", "mel_distance")["verdict"] == "better"    # lower is better
-    y = compare(r, "all-y", "all", "si_snr_db")                                  # 0.9..2.5 overlaps 1..2
+    assert compare(r, "all-x", "all", "mel_distance")["verdict"] == "better"  # lower is better
+    y = compare(r, "all-y", "all", "si_snr_db")  # 0.9..2.5 overlaps 1..2
     assert y["verdict"] == "no measurable effect" and y["difference"] == pytest.approx(0.0333, abs=1e-3)
     # a range ratio is better the closer it is to 1: 1.5 (|log| 0.41) is worse than 0.8 (|log| 0.22)
     assert compare(r, "all-x", "all", "robust_range_ratio")["verdict"] == "worse"
     everything = load_runs(runs)
-    assert compare(everything, "x", "all", "si_snr_db")["verdict"] == "better (one seed)"     # 9 beyond 1..2 + 1
+    assert compare(everything, "x", "all", "si_snr_db")["verdict"] == "better (one seed)"  # 9 beyond 1..2 + 1
     assert compare(everything, "x", "all", "robust_range_ratio")["verdict"] == "better (one seed)"
     assert compare(everything, "all", "x", "si_snr_db")["verdict"] == "one seed only: no verdict"
-    _write(runs, "y", 0, kind="alone", si_snr_db=2.5, mel_distance=0.25, robust_range_ratio=1.0)   # 2.5: outside
-    assert compare(load_runs(runs), "y", "all", "si_snr_db")["verdict"] == "no measurable effect (one seed)"  # 1..2, not 1 beyond
+    _write(runs, "y", 0, kind="alone", si_snr_db=2.5, mel_distance=0.25, robust_range_ratio=1.0)  # 2.5: outside
+    assert (
+        compare(load_runs(runs), "y", "all", "si_snr_db")["verdict"] == "no measurable effect (one seed)"
+    )  # 1..2, not 1 beyond
 
 
 def test_effect_rows_print_the_difference_and_its_verdict(runs):

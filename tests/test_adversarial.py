@@ -2,19 +2,20 @@
 adversarial terms (measured by autograd), and training with discriminators: the discriminators never leak into
 the codec before their warm-up ends, a non-finite step leaves them untouched, resume is bit-identical, and a
 fine-tune starts from the given weights."""
-from dataclasses import replace
+
 import math
+from dataclasses import replace
 
 import pytest
 import torch
 
+from telucodec.bench import synthetic_speech
 from telucodec.coding import checkpoint as ckpt
 from telucodec.training.adversarial import discriminator_loss, feature_matching_loss, generator_loss
-from telucodec.bench import synthetic_speech
 from telucodec.training.discriminators import Discriminators, MultiPeriodDiscriminator, MultiScaleSTFTDiscriminator
+from telucodec.training.loop import fit
 from telucodec.training.losses import Balancer, working_terms
 from telucodec.training.recipes import recipe
-from telucodec.training.loop import fit
 
 
 def test_msstft_discriminator_has_the_documented_shapes():
@@ -26,8 +27,13 @@ def test_msstft_discriminator_has_the_documented_shapes():
         frames, bins = 4000 // (n_fft // 4) + 1, n_fft // 2 + 1
         assert tuple(lg.shape) == (3, 1, frames, math.ceil(bins / 8))
         assert len(ft) == 5 and all(f.shape[:3] == (3, 4, frames) for f in ft)
-        assert [f.shape[3] for f in ft] == [bins, math.ceil(bins / 2), math.ceil(bins / 4), math.ceil(bins / 8),
-                                            math.ceil(bins / 8)]
+        assert [f.shape[3] for f in ft] == [
+            bins,
+            math.ceil(bins / 2),
+            math.ceil(bins / 4),
+            math.ceil(bins / 8),
+            math.ceil(bins / 8),
+        ]
 
 
 def test_multi_period_discriminator_folds_by_period():
@@ -37,7 +43,7 @@ def test_multi_period_discriminator_folds_by_period():
     for lg, ft, p in zip(logits, features, (2, 3, 5)):
         rows = math.ceil(3001 / p)
         for _ in range(4):
-            rows = (rows - 1) // 3 + 1                    # four stride-3 convolutions along time
+            rows = (rows - 1) // 3 + 1  # four stride-3 convolutions along time
         assert tuple(lg.shape) == (2, 1, rows, p) and len(ft) == 5 and ft[0].shape[1] == 4
     with pytest.raises(ValueError, match="unknown discriminator"):
         Discriminators(("msstft", "wavenet"))
@@ -45,12 +51,12 @@ def test_multi_period_discriminator_folds_by_period():
 
 def test_hinge_and_least_squares_losses_are_zero_only_where_the_papers_say():
     real, fake = [torch.full((2, 1, 5, 3), 1.5)], [torch.full((2, 1, 5, 3), -1.5)]
-    assert float(discriminator_loss(real, fake, "hinge")) == 0.0          # both past the margin
+    assert float(discriminator_loss(real, fake, "hinge")) == 0.0  # both past the margin
     assert float(discriminator_loss(fake, real, "hinge")) == pytest.approx(5.0)
     assert float(discriminator_loss([torch.ones(4)], [torch.zeros(4)], "lsgan")) == 0.0
     assert float(generator_loss([torch.full((4,), 2.0)], "hinge")) == 0.0
     assert float(generator_loss([torch.zeros(4)], "lsgan")) == 1.0
-    f = torch.zeros(4, requires_grad=True)                 # the codec's gradient raises its output's score
+    f = torch.zeros(4, requires_grad=True)  # the codec's gradient raises its output's score
     generator_loss([f], "hinge").backward()
     assert (f.grad < 0).all()
     with pytest.raises(ValueError, match="unknown adversarial loss"):
@@ -61,7 +67,7 @@ def test_feature_matching_is_relative_and_zero_for_identical_features():
     r = [[torch.randn(2, 3, 4), 100 * torch.randn(2, 3, 4)]]
     assert float(feature_matching_loss(r, r)) == 0.0
     doubled = [[2 * m for m in r[0]]]
-    assert float(feature_matching_loss(r, doubled)) == pytest.approx(1.0, rel=1e-5)   # layers count alike
+    assert float(feature_matching_loss(r, doubled)) == pytest.approx(1.0, rel=1e-5)  # layers count alike
 
 
 def test_balancer_gives_the_adversarial_terms_their_share_and_renormalises_without_them():
@@ -71,8 +77,11 @@ def test_balancer_gives_the_adversarial_terms_their_share_and_renormalises_witho
     d = Discriminators(("msstft", "mpd"), channels=4)
     real_logits, real_features = d(x)
     fake_logits, fake_features = d(y)
-    terms = {**working_terms(y, x, 16000), "adversarial": generator_loss(fake_logits),
-             "feature": feature_matching_loss(real_features, fake_features)}
+    terms = {
+        **working_terms(y, x, 16000),
+        "adversarial": generator_loss(fake_logits),
+        "feature": feature_matching_loss(real_features, fake_features),
+    }
     shares = {"waveform": 0.1, "stft": 0.2, "mel": 0.2, "adversarial": 0.2, "feature": 0.3}
     g, norms = Balancer(shares, total_norm=1.0).output_gradient(terms, y)
     raw = {k: torch.autograd.grad(terms[k], y, retain_graph=True)[0] for k in shares}
@@ -92,9 +101,11 @@ def _clips():
 
 def _tiny(**train_changes):
     r = recipe("adversarial", "ci")
-    return (replace(r.codec, kmeans_buffer=1024),
-            replace(r.train, **{"checkpoint_every": 3, "disc_channels": 4, "segment_seconds": 0.5, **train_changes}),
-            r.fixes)
+    return (
+        replace(r.codec, kmeans_buffer=1024),
+        replace(r.train, **{"checkpoint_every": 3, "disc_channels": 4, "segment_seconds": 0.5, **train_changes}),
+        r.fixes,
+    )
 
 
 def _same(a, b) -> bool:
@@ -104,16 +115,22 @@ def _same(a, b) -> bool:
 
 def test_discriminators_never_reach_the_codec_before_their_warm_up_ends():
     torch.set_num_threads(1)
-    ccfg, tcfg, fixes = _tiny(disc_warmup_steps=100)                 # D trains, the codec never hears it
-    with_d = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=tcfg, steps=4, print_epochs=False,
-                 device="cpu")
-    without = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=replace(tcfg, discriminators=()),
-                  steps=4, print_epochs=False, device="cpu")
+    ccfg, tcfg, fixes = _tiny(disc_warmup_steps=100)  # D trains, the codec never hears it
+    with_d = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=tcfg, steps=4, print_epochs=False, device="cpu")
+    without = fit(
+        "ci",
+        fixes,
+        _clips(),
+        codec_config=ccfg,
+        train_config=replace(tcfg, discriminators=()),
+        steps=4,
+        print_epochs=False,
+        device="cpu",
+    )
     assert _same(with_d.model, without.model)
     assert all("discriminator" in h and "adversarial" not in h for h in with_d.history)
-    ccfg, tcfg, fixes = _tiny()                                      # no warm-up: the codec does hear it
-    heard = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=tcfg, steps=4, print_epochs=False,
-                device="cpu")
+    ccfg, tcfg, fixes = _tiny()  # no warm-up: the codec does hear it
+    heard = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=tcfg, steps=4, print_epochs=False, device="cpu")
     assert not _same(heard.model, without.model) and "adversarial" in heard.history[-1]
 
 
@@ -124,7 +141,7 @@ def test_training_with_discriminators_resumes_bit_identically(tmp_path):
     a = fit("ci", fixes, _clips(), steps=8, experiment_name="a", **kw)
     run = tmp_path / "c"
     fit("ci", fixes, _clips(), steps=8, experiment_name="c", **kw)
-    for p in ckpt.list_checkpoints(run)[1:]:                         # keep only the step-6 checkpoint
+    for p in ckpt.list_checkpoints(run)[1:]:  # keep only the step-6 checkpoint
         p.unlink()
     state = ckpt.load_checkpoint(ckpt.list_checkpoints(run)[-1])
     assert "adversary" in state and state["step"] == 6
@@ -140,8 +157,7 @@ def test_a_non_finite_step_leaves_the_discriminators_untouched(tmp_path):
     torch.set_num_threads(1)
     ccfg, tcfg, fixes = _tiny(on_nonfinite="skip", checkpoint_every=1)
     kw = dict(codec_config=ccfg, train_config=tcfg, print_epochs=False, device="cpu")
-    r = fit("ci", fixes, _clips(), steps=3, inject_nonfinite_at=2, checkpoint_dir=tmp_path, experiment_name="n",
-            **kw)
+    r = fit("ci", fixes, _clips(), steps=3, inject_nonfinite_at=2, checkpoint_dir=tmp_path, experiment_name="n", **kw)
     assert r.skipped_steps == 1
     d2 = ckpt.load_checkpoint(tmp_path / "n" / "step_00000002.pt")["adversary"]["model"]
     d3 = ckpt.load_checkpoint(tmp_path / "n" / "step_00000003.pt")["adversary"]["model"]
@@ -152,12 +168,30 @@ def test_a_non_finite_step_leaves_the_discriminators_untouched(tmp_path):
 def test_a_fine_tune_starts_from_the_given_weights(tmp_path):
     torch.set_num_threads(1)
     from telucodec.coding.inference import export_safetensors, load
+
     ccfg, tcfg, fixes = _tiny()
-    base = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=replace(tcfg, discriminators=()), steps=3,
-               print_epochs=False, device="cpu")
-    export_safetensors(base.model, tmp_path / "base.safetensors")      # weight norm folded on export
-    zero = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=replace(tcfg, learning_rate=1e-12),
-               steps=1, print_epochs=False, device="cpu", init_from=tmp_path / "base.safetensors")
+    base = fit(
+        "ci",
+        fixes,
+        _clips(),
+        codec_config=ccfg,
+        train_config=replace(tcfg, discriminators=()),
+        steps=3,
+        print_epochs=False,
+        device="cpu",
+    )
+    export_safetensors(base.model, tmp_path / "base.safetensors")  # weight norm folded on export
+    zero = fit(
+        "ci",
+        fixes,
+        _clips(),
+        codec_config=ccfg,
+        train_config=replace(tcfg, learning_rate=1e-12),
+        steps=1,
+        print_epochs=False,
+        device="cpu",
+        init_from=tmp_path / "base.safetensors",
+    )
     # the convolutions start where the source left them (one step at lr 1e-12 later); the codebooks move
     # by their EMA update in the forward pass, which the learning rate does not control
     source = load(tmp_path / "base.safetensors").codec.state_dict()
@@ -165,20 +199,52 @@ def test_a_fine_tune_starts_from_the_given_weights(tmp_path):
     convs = [k for k in source if not k.startswith("quantizer")]
     assert convs and set(tuned) == set(source)
     assert all(torch.allclose(source[k], tuned[k], rtol=1e-5, atol=1e-7) for k in convs)
-    fresh = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=replace(tcfg, learning_rate=1e-12),
-                steps=1, print_epochs=False, device="cpu").model.fold_weight_norm().state_dict()
-    assert not all(torch.allclose(source[k], fresh[k], rtol=1e-5, atol=1e-7) for k in convs)   # could fail
+    fresh = (
+        fit(
+            "ci",
+            fixes,
+            _clips(),
+            codec_config=ccfg,
+            train_config=replace(tcfg, learning_rate=1e-12),
+            steps=1,
+            print_epochs=False,
+            device="cpu",
+        )
+        .model.fold_weight_norm()
+        .state_dict()
+    )
+    assert not all(torch.allclose(source[k], fresh[k], rtol=1e-5, atol=1e-7) for k in convs)  # could fail
     from telucodec.errors import TeluCodecError
+
     with pytest.raises(TeluCodecError, match="another architecture"):
-        fit("ci", fixes, _clips(), codec_config=replace(ccfg, latent_dim=16), train_config=tcfg, steps=1,
-            print_epochs=False, device="cpu", init_from=tmp_path / "base.safetensors")
+        fit(
+            "ci",
+            fixes,
+            _clips(),
+            codec_config=replace(ccfg, latent_dim=16),
+            train_config=tcfg,
+            steps=1,
+            print_epochs=False,
+            device="cpu",
+            init_from=tmp_path / "base.safetensors",
+        )
     # a codec with envelope codebooks (the shipped model) starts a fine-tune from its codec's weights
     from telucodec.codec.model import Codec
+
     plain = load(tmp_path / "base.safetensors").codec
     enveloped = Codec(replace(plain.config, envelope_split=((6, 2), (12, 3))), plain.fixes)
     assert enveloped.load_state_dict(plain.state_dict(), strict=False).missing_keys == ["envelope.codebooks"]
     export_safetensors(enveloped, tmp_path / "enveloped.safetensors")
-    again = fit("ci", fixes, _clips(), codec_config=ccfg, train_config=replace(tcfg, learning_rate=1e-12),
-                steps=1, print_epochs=False, device="cpu", init_from=tmp_path / "enveloped.safetensors")
+    again = fit(
+        "ci",
+        fixes,
+        _clips(),
+        codec_config=ccfg,
+        train_config=replace(tcfg, learning_rate=1e-12),
+        steps=1,
+        print_epochs=False,
+        device="cpu",
+        init_from=tmp_path / "enveloped.safetensors",
+    )
     tuned = again.model.fold_weight_norm().state_dict()
     assert all(torch.allclose(source[k], tuned[k], rtol=1e-5, atol=1e-7) for k in convs)

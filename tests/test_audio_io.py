@@ -1,4 +1,5 @@
 """read_audio / write_audio: every kind of file a user may hand us, generated in tmp_path."""
+
 import os
 
 import numpy as np
@@ -166,6 +167,7 @@ def test_permission_denied(tmp_path, monkeypatch):
     if hasattr(os, "geteuid") and os.geteuid() != 0:
         path.chmod(0)
     else:  # root ignores file modes: simulate what open() would say
+
         def denied(*args, **kwargs):
             raise PermissionError(13, "Permission denied", str(path))
 
@@ -210,10 +212,7 @@ def test_write_clips_out_of_range(tmp_path):
 
 def test_write_errors_are_one_line(tmp_path):
     x = tone()
-    cases = [
-        (tmp_path / "x.mp4", "unsupported format"),
-        (tmp_path / "no such folder" / "x.wav", "does not exist"),
-    ]
+    cases = [(tmp_path / "x.mp4", "unsupported format"), (tmp_path / "no such folder" / "x.wav", "does not exist")]
     for path, reason in cases:
         with pytest.raises(TeluCodecError) as info:
             write_audio(path, x, SR)

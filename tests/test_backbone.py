@@ -1,4 +1,5 @@
 """The frame-rate blocks (telucodec.codec.backbone): an inverse STFT that inverts, shapes that line up, gradients that flow."""
+
 from dataclasses import replace
 
 import pytest
@@ -14,8 +15,9 @@ def _stft_same(x: torch.Tensor, head: ISTFTHead) -> torch.Tensor:
     """The forward transform the head's "same" padding inverts: pad (n_fft - hop) / 2 each side, no centring."""
     pad = (head.n_fft - head.hop) // 2
     xp = F.pad(x, (pad, pad))
-    return torch.stft(xp, head.n_fft, head.hop, window=torch.hann_window(head.n_fft), center=False,
-                      return_complex=True).transpose(1, 2)                       # (B, frames, bins)
+    return torch.stft(
+        xp, head.n_fft, head.hop, window=torch.hann_window(head.n_fft), center=False, return_complex=True
+    ).transpose(1, 2)  # (B, frames, bins)
 
 
 @pytest.mark.parametrize("hop_length, upsample", [(320, 2), (320, 4), (160, 1)])
@@ -25,19 +27,19 @@ def test_istft_inverts_the_matching_stft_at_every_sample(hop_length, upsample):
     frames = 7
     x = torch.randn(2, frames * hop_length)
     spec = _stft_same(x, head)
-    assert spec.shape[1] == frames * upsample                                   # exactly `upsample` per codec frame
+    assert spec.shape[1] == frames * upsample  # exactly `upsample` per codec frame
     y = head.istft(spec)
     assert y.shape == x.shape
-    assert torch.allclose(y, x, atol=1e-5), (y - x).abs().max()                 # the edges too: no window is missing
+    assert torch.allclose(y, x, atol=1e-5), (y - x).abs().max()  # the edges too: no window is missing
 
 
 def test_istft_head_output_is_bounded_and_sized():
     head = ISTFTHead(16, 320, 2)
     with torch.no_grad():
-        head.out.bias.fill_(100.0)                                              # a runaway log magnitude...
+        head.out.bias.fill_(100.0)  # a runaway log magnitude...
         y = head(torch.randn(1, 16, 5))
     assert y.shape == (1, 1, 5 * 320) and torch.isfinite(y).all()
-    assert y.abs().max() < 2 * torch.e ** 6                                     # ...is clamped at e^6 per bin
+    assert y.abs().max() < 2 * torch.e**6  # ...is clamped at e^6 per bin
 
 
 def test_istft_head_rejects_a_hop_it_cannot_split():
@@ -75,6 +77,6 @@ def test_codec_with_vocos_head_and_encoder_tail_round_trips_shapes_and_gradients
     y = out["wav"]
     assert y.shape == x.shape and torch.isfinite(y).all()
     y.square().mean().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0                          # the encoder gets a gradient
+    assert x.grad is not None and x.grad.abs().sum() > 0  # the encoder gets a gradient
     assert isinstance(codec.decoder.body[1], ISTFTHead)
     assert sum(isinstance(m, FrameBackbone) for m in codec.encoder.modules()) == 1

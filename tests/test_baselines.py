@@ -1,4 +1,5 @@
 """Classical-codec round trips: same length, aligned to the input, and the bits really spent."""
+
 import os
 import stat
 import sys
@@ -6,14 +7,16 @@ import sys
 import numpy as np
 import pytest
 
-from telucodec.evaluation import baselines as B
 from telucodec.bench import synthetic_speech
 from telucodec.errors import TeluCodecError
+from telucodec.evaluation import baselines as B
 
 SR = 16000
 AVAILABLE = B.available_baselines()
-needs = lambda name: pytest.mark.skipif(name not in AVAILABLE,  # noqa: E731
-                                        reason=f"{name} unavailable: {B.unavailable_baselines().get(name)}")
+needs = lambda name: pytest.mark.skipif(
+    name not in AVAILABLE,  # noqa: E731
+    reason=f"{name} unavailable: {B.unavailable_baselines().get(name)}",
+)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def trips(speech):
 
 # (name, lowest and highest acceptable bits/s actually spent on 3 s of speech)
 RATES = [
-    ("opus-6", 4000, 8000),      # VBR around the 6 kbit/s target
+    ("opus-6", 4000, 8000),  # VBR around the 6 kbit/s target
     ("opus-12", 8000, 14500),
     ("amrnb-4.75", 5200, 5400),  # 13 bytes per 20 ms frame = 5.2 kbit/s, plus one flushed frame
     ("amrnb-12.2", 12800, 13200),  # 32 bytes per frame = 12.8 kbit/s, plus the flush
@@ -111,8 +114,10 @@ def test_codec2_path_with_stand_in_tools(tmp_path, monkeypatch, speech):
     enc = tmp_path / "c2enc"
     dec = tmp_path / "c2dec"
     enc.write_text(f"#!{sys.executable}\nimport shutil, sys\nshutil.copyfile(sys.argv[2], sys.argv[3])\n")
-    dec.write_text(f"#!{sys.executable}\nimport sys\nd = open(sys.argv[2], 'rb').read()\n"
-                   "open(sys.argv[3], 'wb').write(bytes(48) + d)\n")
+    dec.write_text(
+        f"#!{sys.executable}\nimport sys\nd = open(sys.argv[2], 'rb').read()\n"
+        "open(sys.argv[3], 'wb').write(bytes(48) + d)\n"
+    )
     for f in (enc, dec):
         f.chmod(f.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")

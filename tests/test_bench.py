@@ -1,4 +1,5 @@
 """Benchmark code paths on tiny inputs (--quick): tables, JSON and plot written, numbers consistent."""
+
 import json
 import math
 
@@ -7,12 +8,12 @@ import pytest
 import soundfile as sf
 
 from telucodec import bench
-from telucodec.coding import bitstream
-from telucodec.coding import inference
+from telucodec.coding import bitstream, inference
 from telucodec.evaluation.baselines import available_baselines
 
 try:
     import encodec  # noqa: F401
+
     HAVE_ENCODEC = True
 except ImportError:
     HAVE_ENCODEC = False
@@ -102,7 +103,8 @@ def test_speed_quick_reports_rtf_and_train_step(tmp_path):
         assert r["round_trip_rtf"] == pytest.approx(res["audio_seconds"] / (r["encode_s"] + r["decode_s"]))
         assert r["train_step_s"] > 0
         assert r["round_trip_rtf_cpu_time"] == pytest.approx(
-            res["audio_seconds"] / (r["encode_cpu_s"] + r["decode_cpu_s"]))
+            res["audio_seconds"] / (r["encode_cpu_s"] + r["decode_cpu_s"])
+        )
     if HAVE_ENCODEC:
         ratio = res["ratios_telucodec_over_encodec"][0]
         t, e = res["rows"][0], res["rows"][1]
@@ -114,6 +116,7 @@ def test_speed_quick_reports_rtf_and_train_step(tmp_path):
 
 def test_speed_rejects_unknown_device():
     from telucodec.errors import TeluCodecError
+
     with pytest.raises(TeluCodecError, match="unknown device"):
         bench.speed(quick=True, devices="tpu", progress=lambda m: None)
 
@@ -121,20 +124,29 @@ def test_speed_rejects_unknown_device():
 def test_a_delay_found_per_clip_is_summarised_in_one_note(tmp_path, monkeypatch):
     """Codec2's delay is measured per clip; the table's note names the range once, not one sentence per clip."""
     import numpy as np
+
     from telucodec.evaluation import baselines as B
+
     monkeypatch.setattr(inference, "PRETRAINED", tmp_path / "missing.safetensors")
     data = _speech_folder(tmp_path, 3)
     lags = iter([40, 90, 130])
 
     def fake_round_trip(key, wav, sr):
         lag = next(lags)
-        return B.BaselineResult(decoded=np.asarray(wav, np.float32), bits_per_second=3200.0, payload_bytes=100,
-                                delay_samples=lag, note=f"Codec2 3200 via c2enc/c2dec at 8 kHz; bits = .bit file "
-                                f"size; delay {lag} samples found by cross-correlation (peak 0.20)")
+        return B.BaselineResult(
+            decoded=np.asarray(wav, np.float32),
+            bits_per_second=3200.0,
+            payload_bytes=100,
+            delay_samples=lag,
+            note=f"Codec2 3200 via c2enc/c2dec at 8 kHz; bits = .bit file "
+            f"size; delay {lag} samples found by cross-correlation (peak 0.20)",
+        )
+
     monkeypatch.setattr(B, "round_trip", fake_round_trip)
     monkeypatch.setattr(B, "unavailable_baselines", lambda: {})
-    res = bench.quality(data_dir=data, max_clips=5, out_dir=None, baselines_to_run=["codec2-3200"],
-                        progress=lambda m: None)
+    res = bench.quality(
+        data_dir=data, max_clips=5, out_dir=None, baselines_to_run=["codec2-3200"], progress=lambda m: None
+    )
     note = {r["system"]: r for r in res["rows"]}["codec2-3200"]["note"]
     assert note.count("delay found per clip by cross-correlation") == 1
     assert note.endswith("(40-130 samples at the codec's rate, median 90)")

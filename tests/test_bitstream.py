@@ -1,4 +1,5 @@
 """The .tlc bitstream: exact layout, round trips, and rejection of every kind of damage."""
+
 import os
 import struct
 import time
@@ -43,7 +44,13 @@ def test_round_trip(K, n_q):
     assert isinstance(out, Bitstream)
     assert out.codes.dtype == np.int64 and out.codes.shape == (n_q, 13)
     np.testing.assert_array_equal(out.codes, codes)
-    assert (out.sample_rate, out.codebook_size, out.hop_length, out.num_samples, out.n_q) == (SR, K, HOP, 13 * HOP - 7, n_q)
+    assert (out.sample_rate, out.codebook_size, out.hop_length, out.num_samples, out.n_q) == (
+        SR,
+        K,
+        HOP,
+        13 * HOP - 7,
+        n_q,
+    )
     assert len(data) == bs.file_size(n_q, 13, K) == bs.OVERHEAD_BYTES + -(-n_q * 13 * int(np.log2(K)) // 8)
 
 
@@ -117,18 +124,21 @@ def test_bitrate_helpers():
 
 
 # ---------------------------------------------------------------------- pack-side validation
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(codebook_size=1000), "power of two"),
-    (dict(codebook_size=1), "power of two"),
-    (dict(codebook_size=131072), "power of two"),
-    (dict(sample_rate=0), "sample_rate"),
-    (dict(hop_length=0), "hop_length"),
-    (dict(hop_length=70000), "hop_length"),
-    (dict(num_samples=-1), "num_samples"),
-    (dict(num_samples=2 ** 32), "num_samples"),
-    (dict(num_samples=10 * HOP + HOP), "do not match"),
-    (dict(num_samples=9 * HOP), "do not match"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(codebook_size=1000), "power of two"),
+        (dict(codebook_size=1), "power of two"),
+        (dict(codebook_size=131072), "power of two"),
+        (dict(sample_rate=0), "sample_rate"),
+        (dict(hop_length=0), "hop_length"),
+        (dict(hop_length=70000), "hop_length"),
+        (dict(num_samples=-1), "num_samples"),
+        (dict(num_samples=2**32), "num_samples"),
+        (dict(num_samples=10 * HOP + HOP), "do not match"),
+        (dict(num_samples=9 * HOP), "do not match"),
+    ],
+)
 def test_pack_rejects_bad_fields(kwargs, match):
     args = dict(sample_rate=SR, codebook_size=1024, hop_length=HOP, num_samples=10 * HOP)
     args.update(kwargs)
@@ -136,15 +146,18 @@ def test_pack_rejects_bad_fields(kwargs, match):
         pack(np.zeros((2, 10), dtype=np.int64), **args)
 
 
-@pytest.mark.parametrize("codes, match", [
-    (np.full((2, 10), 1024), r"\[0, 1024\)"),
-    (np.full((2, 10), -1), r"\[0, 1024\)"),
-    (np.zeros((1, 2, 10), dtype=np.int64), "shape"),
-    (np.zeros(10, dtype=np.int64), "shape"),
-    (np.zeros((2, 10)), "integers"),
-    (np.zeros((0, 10), dtype=np.int64), "n_q"),
-    (np.zeros((33, 10), dtype=np.int64), "n_q"),
-])
+@pytest.mark.parametrize(
+    "codes, match",
+    [
+        (np.full((2, 10), 1024), r"\[0, 1024\)"),
+        (np.full((2, 10), -1), r"\[0, 1024\)"),
+        (np.zeros((1, 2, 10), dtype=np.int64), "shape"),
+        (np.zeros(10, dtype=np.int64), "shape"),
+        (np.zeros((2, 10)), "integers"),
+        (np.zeros((0, 10), dtype=np.int64), "n_q"),
+        (np.zeros((33, 10), dtype=np.int64), "n_q"),
+    ],
+)
 def test_pack_rejects_bad_codes(codes, match):
     with pytest.raises(BitstreamError, match=match):
         pack(codes, sample_rate=SR, codebook_size=1024, hop_length=HOP, num_samples=10 * HOP)
@@ -187,27 +200,30 @@ def test_wrong_magic_and_version():
         unpack(b"RIFF" + data[4:])
     with pytest.raises(BitstreamError, match="not a TeluCodec bitstream"):
         unpack(b"RIFF\x00\x00")
-    with pytest.raises(BitstreamError, match="unsupported .tlc version 3"):   # 2 is entropy-coded (test_entropy.py)
+    with pytest.raises(BitstreamError, match="unsupported .tlc version 3"):  # 2 is entropy-coded (test_entropy.py)
         unpack(recrc(set_field(data, 4, "B", 3)))
     with pytest.raises(BitstreamError, match="expected bytes"):
         unpack("TLC1 not bytes")
 
 
-@pytest.mark.parametrize("offset, fmt, value, match", [
-    (5, "B", 0, "n_q"),
-    (5, "B", 33, "n_q"),
-    (6, "B", 0, "bits per code"),
-    (6, "B", 17, "bits per code"),
-    (7, "B", 0x10, "reserved"),
-    (7, "B", 4, "4 envelope stages of 4 codes"),
-    (14, "H", 5, "reserved"),
-    (8, "I", 0, "sample rate"),
-    (12, "H", 0, "hop length"),
-    (16, "I", 99 * HOP, "do not match"),
-    (20, "I", 11, "do not match|payload"),
-    (5, "B", 5, "payload"),  # n_q changed, payload size no longer fits
-    (6, "B", 12, "payload"),
-])
+@pytest.mark.parametrize(
+    "offset, fmt, value, match",
+    [
+        (5, "B", 0, "n_q"),
+        (5, "B", 33, "n_q"),
+        (6, "B", 0, "bits per code"),
+        (6, "B", 17, "bits per code"),
+        (7, "B", 0x10, "reserved"),
+        (7, "B", 4, "4 envelope stages of 4 codes"),
+        (14, "H", 5, "reserved"),
+        (8, "I", 0, "sample rate"),
+        (12, "H", 0, "hop length"),
+        (16, "I", 99 * HOP, "do not match"),
+        (20, "I", 11, "do not match|payload"),
+        (5, "B", 5, "payload"),  # n_q changed, payload size no longer fits
+        (6, "B", 12, "payload"),
+    ],
+)
 def test_inconsistent_fields_with_valid_crc(offset, fmt, value, match):
     _, data = make(n_q=4, frames=10, K=1024, num_samples=10 * HOP)
     with pytest.raises(BitstreamError, match=match):
@@ -224,10 +240,12 @@ def test_nonzero_padding_bits_rejected():
 
 def test_huge_claims_fail_fast_without_allocating(tmp_path):
     # 32-byte file claiming 4 billion frames and a 4 GiB payload, with a valid CRC over its header.
-    header = struct.pack("<4sBBBBIHHIII", b"TLC1", 1, 32, 16, 0, SR, 1, 0, 2 ** 32 - 1, 2 ** 32 - 1, 2 ** 32 - 1)
-    lies = [header + struct.pack("<I", zlib.crc32(header)),
-            recrc(set_field(make()[1], 24, "I", 0)),  # payload length 0 but frames > 0
-            header]  # header only
+    header = struct.pack("<4sBBBBIHHIII", b"TLC1", 1, 32, 16, 0, SR, 1, 0, 2**32 - 1, 2**32 - 1, 2**32 - 1)
+    lies = [
+        header + struct.pack("<I", zlib.crc32(header)),
+        recrc(set_field(make()[1], 24, "I", 0)),  # payload length 0 but frames > 0
+        header,
+    ]  # header only
     path = tmp_path / "lie.tlc"
     path.write_bytes(lies[0])
     tracemalloc.start()
@@ -270,8 +288,12 @@ def test_read_errors_name_the_file(tmp_path):
     with pytest.raises(BitstreamError, match="is a directory"):
         read_tlc(tmp_path)
     _, data = make()
-    cases = {"short.tlc": data[:10], "trail.tlc": data + b"x", "flip.tlc": data[:30] + bytes([data[30] ^ 4]) + data[31:],
-             "wav.tlc": b"RIFF" + bytes(60)}
+    cases = {
+        "short.tlc": data[:10],
+        "trail.tlc": data + b"x",
+        "flip.tlc": data[:30] + bytes([data[30] ^ 4]) + data[31:],
+        "wav.tlc": b"RIFF" + bytes(60),
+    }
     for name, content in cases.items():
         (tmp_path / name).write_bytes(content)
         with pytest.raises(BitstreamError) as info:
@@ -293,9 +315,14 @@ def _check(data: bytes):
         return None
     assert out.codes.shape == (out.n_q, out.num_frames) and out.codes.dtype == np.int64
     assert out.codes.size == 0 or (out.codes.min() >= 0 and out.codes.max() < out.codebook_size)
-    again = pack(out.codes, sample_rate=out.sample_rate, codebook_size=out.codebook_size,
-                 hop_length=out.hop_length, num_samples=out.num_samples,
-                 envelope_stages=out.envelope_stages)
+    again = pack(
+        out.codes,
+        sample_rate=out.sample_rate,
+        codebook_size=out.codebook_size,
+        hop_length=out.hop_length,
+        num_samples=out.num_samples,
+        envelope_stages=out.envelope_stages,
+    )
     assert again == data  # accepted streams are canonical
     return out
 
@@ -312,16 +339,19 @@ def mutated(draw):
         elif op == "set" and len(data) > lo:
             data[draw(st.integers(lo, len(data) - 1))] = draw(st.integers(0, 255))
         elif op == "cut":
-            del data[draw(st.integers(0, len(data))):]
+            del data[draw(st.integers(0, len(data))) :]
         elif op == "insert":
             i = draw(st.integers(0, len(data)))
             data[i:i] = draw(st.binary(min_size=1, max_size=8))
         elif op == "delete" and data:
             i = draw(st.integers(0, len(data) - 1))
-            del data[i:i + draw(st.integers(1, 8))]
+            del data[i : i + draw(st.integers(1, 8))]
         elif op == "field" and len(data) >= 28:
-            off, fmt = draw(st.sampled_from([(5, "B"), (6, "B"), (7, "B"), (8, "I"), (12, "H"), (14, "H"),
-                                             (16, "I"), (20, "I"), (24, "I")]))
+            off, fmt = draw(
+                st.sampled_from(
+                    [(5, "B"), (6, "B"), (7, "B"), (8, "I"), (12, "H"), (14, "H"), (16, "I"), (20, "I"), (24, "I")]
+                )
+            )
             bound = {"B": 255, "H": 0xFFFF, "I": 0xFFFFFFFF}[fmt]
             value = draw(st.one_of(st.integers(0, 64), st.integers(0, bound)))
             struct.pack_into("<" + fmt, data, off, value)
@@ -332,8 +362,12 @@ def mutated(draw):
 
 def fuzz(n):
     # database=None: nothing is written into the repository (.hypothesis/)
-    return settings(max_examples=n, deadline=None, database=None,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    return settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    )
 
 
 @fuzz(1500)
@@ -343,7 +377,12 @@ def test_fuzz_mutated_streams(data):
 
 
 @fuzz(1000)
-@given(st.one_of(st.binary(max_size=80), st.binary(max_size=60).map(lambda b: b"TLC1\x01" + b),
-                 st.binary(min_size=23, max_size=60).map(lambda b: recrc(b"TLC1\x01" + b))))
+@given(
+    st.one_of(
+        st.binary(max_size=80),
+        st.binary(max_size=60).map(lambda b: b"TLC1\x01" + b),
+        st.binary(min_size=23, max_size=60).map(lambda b: recrc(b"TLC1\x01" + b)),
+    )
+)
 def test_fuzz_random_bytes(data):
     _check(data)

@@ -7,6 +7,7 @@ The fast tests run with the rest of the suite. The build test takes a minute or 
 It builds the book with `jupyter-book build -W` into a temporary folder (the repository's _build is not touched)
 and then runs scripts/check_book_html.py on the result in headless Chromium.
 """
+
 from __future__ import annotations
 
 import json
@@ -112,16 +113,19 @@ def test_check_script_reads_the_toc_and_expectations():
 def test_check_script_counts_figures_and_audio_inside_the_article_only(tmp_path):
     (tmp_path / "_images").mkdir()
     (tmp_path / "_images" / "fig.png").write_bytes(b"png")
-    dom = ('<html><head><title>04 · Fix — Book</title></head><body>'
-           '<img src="../_static/logo.png">'
-           '<article class="bd-article"><h1>04 · Fix<a class="headerlink">#</a></h1>'
-           '<img src="../_images/fig.png"><img src="../_images/missing.png">'
-           '<audio controls="controls"><source src="data:audio/wav;base64,AAAA"></audio>'
-           '<div class="highlight-ipythontb notranslate output traceback"><pre>boom</pre></div>'
-           '</article><a href="https://colab.research.google.com/github/x/y/blob/main/n.ipynb">Colab</a>'
-           '</body></html>')
-    res = check_book_html.PageResult("notebooks/04_fix", "http://127.0.0.1:1/notebooks/04_fix.html", "notebook",
-                                     min_figures=1, min_audio=2)
+    dom = (
+        "<html><head><title>04 · Fix — Book</title></head><body>"
+        '<img src="../_static/logo.png">'
+        '<article class="bd-article"><h1>04 · Fix<a class="headerlink">#</a></h1>'
+        '<img src="../_images/fig.png"><img src="../_images/missing.png">'
+        '<audio controls="controls"><source src="data:audio/wav;base64,AAAA"></audio>'
+        '<div class="highlight-ipythontb notranslate output traceback"><pre>boom</pre></div>'
+        '</article><a href="https://colab.research.google.com/github/x/y/blob/main/n.ipynb">Colab</a>'
+        "</body></html>"
+    )
+    res = check_book_html.PageResult(
+        "notebooks/04_fix", "http://127.0.0.1:1/notebooks/04_fix.html", "notebook", min_figures=1, min_audio=2
+    )
     check_book_html.check_page(dom, res, tmp_path, want_colab=True, fail_tracebacks=False)
     assert (res.figures, res.audio, res.tracebacks, res.colab_link) == (2, 1, 1, True)
     assert res.h1 == "04 · Fix"
@@ -140,25 +144,41 @@ def _book_test_requested(config) -> bool:
 @pytest.mark.book
 def test_book_builds_without_warnings_and_renders_in_a_browser(tmp_path, request):
     if not _book_test_requested(request.config):
-        pytest.skip("the book build takes 1-2 min: run `pytest -m book tests/test_book_build.py` "
-                    "or set TELUCODEC_BOOK_TEST=1")
+        pytest.skip(
+            "the book build takes 1-2 min: run `pytest -m book tests/test_book_build.py` or set TELUCODEC_BOOK_TEST=1"
+        )
     jb = shutil.which("jupyter-book")
     if jb is None:
         pytest.skip("jupyter-book is not installed (pip install 'jupyter-book>=1.0.4,<2')")
     if check_book_html.find_chromium(None) is None:
         pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
 
-    build = subprocess.run([jb, "build", str(REPO), "-W", "--keep-going", "--path-output", str(tmp_path)],
-                           capture_output=True, text=True, timeout=900)
+    build = subprocess.run(
+        [jb, "build", str(REPO), "-W", "--keep-going", "--path-output", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     log = build.stdout + build.stderr
     warnings = [line for line in log.splitlines() if re.search(r"\bWARNING\b|\bERROR\b", line)]
     assert build.returncode == 0, "jupyter-book build -W failed:\n" + "\n".join(warnings[-40:] or log[-4000:])
     html = tmp_path / "_build" / "html"
-    assert (html / "book" / "preface.html").stat().st_size > 1000   # canary: a build that silently wrote nothing
+    assert (html / "book" / "preface.html").stat().st_size > 1000  # canary: a build that silently wrote nothing
 
-    check = subprocess.run([sys.executable, str(REPO / "scripts" / "check_book_html.py"),
-                            "--source-dir", str(REPO), "--build-dir", str(html),
-                            "--screenshots", str(tmp_path / "_build" / "screenshots")],
-                           capture_output=True, text=True, timeout=900)
+    check = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "scripts" / "check_book_html.py"),
+            "--source-dir",
+            str(REPO),
+            "--build-dir",
+            str(html),
+            "--screenshots",
+            str(tmp_path / "_build" / "screenshots"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert check.returncode == 0, "browser check failed:\n" + check.stdout[-6000:] + check.stderr[-2000:]
     assert (tmp_path / "_build" / "screenshots" / "book__preface.png").stat().st_size > 10_000

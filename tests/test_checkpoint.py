@@ -1,4 +1,5 @@
 """Checkpoints: atomic writes, integrity checks, refusal of unsafe pickles, folder helpers."""
+
 import hashlib
 import os
 import pickle
@@ -11,9 +12,17 @@ import pytest
 import torch
 
 from telucodec.coding import checkpoint as ck
-from telucodec.coding.checkpoint import (CheckpointWarning, checkpoint_path, keep_last, latest_checkpoint, load_checkpoint,
-                                  load_latest_good, load_weights_safetensors, save_checkpoint,
-                                  save_weights_safetensors)
+from telucodec.coding.checkpoint import (
+    CheckpointWarning,
+    checkpoint_path,
+    keep_last,
+    latest_checkpoint,
+    load_checkpoint,
+    load_latest_good,
+    load_weights_safetensors,
+    save_checkpoint,
+    save_weights_safetensors,
+)
 from telucodec.errors import CheckpointError
 
 
@@ -28,8 +37,11 @@ def training_state(step=7):
         "model": model.state_dict(),
         "optimizer": opt.state_dict(),
         "scaler": scaler.state_dict(),
-        "rng": {"torch": torch.get_rng_state(), "numpy": np.random.default_rng(step).bit_generator.state,
-                "python": random.Random(step).getstate()},
+        "rng": {
+            "torch": torch.get_rng_state(),
+            "numpy": np.random.default_rng(step).bit_generator.state,
+            "python": random.Random(step).getstate(),
+        },
         "step": step,
         "best": np.float64(0.25),  # numpy scalars are stored as Python numbers
         "config": {"name": "ci", "lr": 1e-3, "fixes": {"ema": True, "clamp": None}, "channels": [16, 32]},
@@ -96,12 +108,15 @@ class Cfg:
     lr: float = 1e-3
 
 
-@pytest.mark.parametrize("bad, where", [
-    ({"config": Cfg()}, "state['config']"),
-    ({"rng": {"numpy": np.zeros(3)}}, "state['rng']['numpy']"),
-    ({"f": [1, lambda: 0]}, "state['f'][1]"),
-    ({"k": {(1, 2): 3}}, "key"),
-])
+@pytest.mark.parametrize(
+    "bad, where",
+    [
+        ({"config": Cfg()}, "state['config']"),
+        ({"rng": {"numpy": np.zeros(3)}}, "state['rng']['numpy']"),
+        ({"f": [1, lambda: 0]}, "state['f'][1]"),
+        ({"k": {(1, 2): 3}}, "key"),
+    ],
+)
 def test_refuses_to_save_non_plain_objects(tmp_path, bad, where):
     with pytest.raises(CheckpointError, match="cannot save") as info:
         save_checkpoint(tmp_path / "x.pt", bad)
@@ -122,6 +137,7 @@ def test_failed_save_keeps_old_file_and_leaves_no_temp(tmp_path, monkeypatch, fa
         def half_save(obj, f, *a, **k):  # write part of a file, then die
             f.write(b"PK\x03\x04 partial")
             raise RuntimeError("simulated crash in torch.save")
+
         monkeypatch.setattr(torch, "save", half_save)
     elif failure == "os.replace":
         monkeypatch.setattr(os, "replace", lambda *a, **k: (_ for _ in ()).throw(OSError(28, "No space left")))
@@ -146,6 +162,7 @@ def test_interrupt_during_save_cleans_up(tmp_path, monkeypatch):
     def interrupted(obj, f, *a, **k):
         f.write(b"junk")
         raise KeyboardInterrupt
+
     monkeypatch.setattr(torch, "save", interrupted)
     with pytest.raises(KeyboardInterrupt):
         save_checkpoint(path, {"step": 2})
@@ -226,8 +243,7 @@ class EvilOpen:
 def test_malicious_pickle_is_refused_and_never_runs(tmp_path, writer):
     marker = tmp_path / "PWNED"
     path = tmp_path / "evil.pt"
-    payload = {"model": {"w": torch.ones(2)}, "step": 3,
-               "x": EvilOpen(marker) if writer == "open" else Evil(marker)}
+    payload = {"model": {"w": torch.ones(2)}, "step": 3, "x": EvilOpen(marker) if writer == "open" else Evil(marker)}
     if writer == "pickle2":
         with open(path, "wb") as f:
             pickle.dump(payload, f, protocol=2)
@@ -251,8 +267,11 @@ def test_latest_checkpoint_orders_by_step(tmp_path):
     (tmp_path / "notes.txt").write_text("x")
     assert checkpoint_path(tmp_path, 10).name == "step-00000010.pt"
     assert latest_checkpoint(tmp_path) == checkpoint_path(tmp_path, 10)
-    assert [p.name for p in ck.list_checkpoints(tmp_path)] == ["step-00000002.pt", "step-00000009.pt",
-                                                               "step-00000010.pt"]
+    assert [p.name for p in ck.list_checkpoints(tmp_path)] == [
+        "step-00000002.pt",
+        "step-00000009.pt",
+        "step-00000010.pt",
+    ]
 
 
 def test_keep_last(tmp_path):
@@ -260,8 +279,12 @@ def test_keep_last(tmp_path):
         save_checkpoint(checkpoint_path(tmp_path, step), {"step": step})
     removed = keep_last(tmp_path, 2)
     assert [p.name for p in removed] == [f"step-0000000{i}.pt" for i in (1, 2, 3)]
-    assert only_files(tmp_path) == ["step-00000004.pt", "step-00000004.pt.sha256",
-                                    "step-00000005.pt", "step-00000005.pt.sha256"]
+    assert only_files(tmp_path) == [
+        "step-00000004.pt",
+        "step-00000004.pt.sha256",
+        "step-00000005.pt",
+        "step-00000005.pt.sha256",
+    ]
     assert keep_last(tmp_path, 5) == []
     with pytest.raises(ValueError):
         keep_last(tmp_path, 0)
@@ -290,9 +313,15 @@ def test_load_latest_good_falls_back(tmp_path):
 # ----------------------------------------------------------------------------- safetensors
 def test_safetensors_round_trip(tmp_path):
     shared = torch.randn(4, 3)
-    tensors = {"enc.w": shared, "dec.w": shared,  # tied weights share storage
-               "half": torch.randn(5, dtype=torch.bfloat16), "idx": torch.arange(6).reshape(2, 3),
-               "flag": torch.tensor([True, False]), "scalar": torch.tensor(3.5), "empty": torch.zeros(0)}
+    tensors = {
+        "enc.w": shared,
+        "dec.w": shared,  # tied weights share storage
+        "half": torch.randn(5, dtype=torch.bfloat16),
+        "idx": torch.arange(6).reshape(2, 3),
+        "flag": torch.tensor([True, False]),
+        "scalar": torch.tensor(3.5),
+        "empty": torch.zeros(0),
+    }
     meta = {"config": '{"n_q": 8}', "telucodec_version": "0.1"}
     path = save_weights_safetensors(tmp_path / "w.safetensors", tensors, meta)
     assert only_files(tmp_path) == ["w.safetensors"]

@@ -1,4 +1,5 @@
 """The embedded Telugu corpus: eSpeak NG through ctypes, cached, deterministic."""
+
 import importlib.util
 import json
 
@@ -9,8 +10,9 @@ import soundfile as sf
 from telucodec.data import corpus
 from telucodec.errors import TeluCodecError
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("espeakng_loader") is None,
-                                reason="espeakng-loader not installed")
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("espeakng_loader") is None, reason="espeakng-loader not installed"
+)
 
 MINUTES = 0.1  # a few sentences
 
@@ -69,7 +71,7 @@ def test_build_twice_gives_identical_bytes(tmp_path, monkeypatch):
         info = sf.info(p)
         assert sr == 16000 and info.channels == 1
         assert abs(len(wav) / sr - entry["seconds"]) < 1e-3
-        assert np.abs(wav).max() > 0.1 and np.sqrt(np.mean(wav ** 2)) > 0.01  # not silent
+        assert np.abs(wav).max() > 0.1 and np.sqrt(np.mean(wav**2)) > 0.01  # not silent
         assert entry["voice"].startswith("te") and entry["text"] in " ".join(corpus.SENTENCES)
         # plausible Telugu speaking rate: 0.03-0.25 s per character of text
         assert 0.03 < entry["seconds"] / len(entry["text"]) < 0.25, entry
@@ -105,8 +107,9 @@ def test_key_depends_on_parameters():
 def test_missing_espeak_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("TELUCODEC_CACHE", str(tmp_path))
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "espeakng_loader" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "espeakng_loader" else real(name, *a)
+    )
     with pytest.raises(TeluCodecError) as info:
         corpus.build_corpus(MINUTES)
     msg = str(info.value)
@@ -121,6 +124,7 @@ def test_worker_failure_is_reported_in_one_line(tmp_path, monkeypatch):
         (1, "Traceback (most recent call last):\n  ...\nOSError: boom\n", "OSError: boom"),
     ]
     for rc, stderr, expect in outcomes:
+
         def fake_run(cmd, **kw):
             assert cmd[cmd.index("--_build_into") + 1]  # the worker is told where to build
             return corpus.subprocess.CompletedProcess(cmd, rc, "", stderr)

@@ -1,15 +1,16 @@
 """Tests that need a CUDA GPU (run by scripts/gpu_run.sh on the GPU machine; skipped elsewhere)."""
+
 from dataclasses import replace
 
 import numpy as np
 import pytest
 import torch
 
+from telucodec.codec.model import Codec
 from telucodec.config import PRESETS
 from telucodec.fixes import Fixes
-from telucodec.training.losses import perceptual_loss, total_loss
-from telucodec.codec.model import Codec
 from telucodec.training.loop import fit
+from telucodec.training.losses import perceptual_loss, total_loss
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -47,8 +48,7 @@ def test_fp32_perceptual_island_under_cuda_autocast(dtype):
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
 def test_short_training_run_with_autocast(amp):
     tc = replace(PRESETS["ci"].train, amp=amp)
-    r = fit("ci", Fixes.all(), _clips(), train_config=tc, steps=30, device="cuda", log_every=5,
-            print_epochs=False)
+    r = fit("ci", Fixes.all(), _clips(), train_config=tc, steps=30, device="cuda", log_every=5, print_epochs=False)
     assert all(np.isfinite(h["loss"]) for h in r.history)
     assert next(r.model.parameters()).device.type == "cuda"
     assert r.history[-1]["recon"] < r.history[0]["recon"]
@@ -56,8 +56,18 @@ def test_short_training_run_with_autocast(amp):
 
 def test_grad_scaler_is_used_for_fp16_only(tmp_path):
     tc = replace(PRESETS["ci"].train, amp="fp16", checkpoint_every=5)
-    fit("ci", Fixes.all(), _clips(), train_config=tc, steps=5, device="cuda", checkpoint_dir=tmp_path,
-        experiment_name="s", print_epochs=False)
+    fit(
+        "ci",
+        Fixes.all(),
+        _clips(),
+        train_config=tc,
+        steps=5,
+        device="cuda",
+        checkpoint_dir=tmp_path,
+        experiment_name="s",
+        print_epochs=False,
+    )
     from telucodec.coding.checkpoint import load_latest_good
+
     _, state = load_latest_good(tmp_path / "s")
     assert state["scaler"] and float(state["scaler"]["scale"]) > 0

@@ -1,4 +1,5 @@
 """Scanning, robust loading, splitting and cropping; all inputs generated in tmp_path."""
+
 import os
 import threading
 import warnings
@@ -44,8 +45,17 @@ def make_messy_folder(root):
     sf.write(root / "తెలుగు మాట 1.wav", speech_like(1.0, seed=7), SR)
     (root / "sub" / "deeper").mkdir(parents=True)
     sf.write(root / "sub" / "deeper" / "float.wav", speech_like(1.0, seed=8), SR, subtype="FLOAT")
-    good_names = ["pcm16.wav", "u8.WAV", "s24.wav", "stereo96k.flac", "phone8k.wav", "clipped.wav",
-                  "dc offset.ogg", "తెలుగు మాట 1.wav", "float.wav"]
+    good_names = [
+        "pcm16.wav",
+        "u8.WAV",
+        "s24.wav",
+        "stereo96k.flac",
+        "phone8k.wav",
+        "clipped.wav",
+        "dc offset.ogg",
+        "తెలుగు మాట 1.wav",
+        "float.wav",
+    ]
     if HAS_MP3:
         sf.write(root / "sub" / "voice.mp3", speech_like(1.0, seed=9), SR, format="MP3", subtype="MPEG_LAYER_III")
         good_names.append("voice.mp3")
@@ -94,7 +104,10 @@ def test_scan_common_voice_and_slr66_layouts(tmp_path):
     for i in (3, 1, 2):  # scanning only: the bytes need not be real MP3
         (cv / "clips" / f"common_voice_te_{i}.mp3").write_bytes(b"ID3")
     assert [p.name for p in scan_audio_folder(tmp_path / "cv-corpus-17.0")] == [
-        "common_voice_te_1.mp3", "common_voice_te_2.mp3", "common_voice_te_3.mp3"]
+        "common_voice_te_1.mp3",
+        "common_voice_te_2.mp3",
+        "common_voice_te_3.mp3",
+    ]
     slr = tmp_path / "slr66"
     for spk in ("te_in_male", "te_in_female"):
         (slr / spk).mkdir(parents=True)
@@ -208,12 +221,12 @@ def test_crop_dataset_is_deterministic_and_epoch_dependent():
     assert torch.equal(ds.crop(1, epoch=0), x)
     assert not torch.equal(x, CropDataset(clips, 8000, seed=6)[1])
     # crops come from the right clip
-    start = next(s for s in range(len(clips[1]) - 8000 + 1) if np.array_equal(clips[1][s:s + 8000], x[0].numpy()))
+    start = next(s for s in range(len(clips[1]) - 8000 + 1) if np.array_equal(clips[1][s : s + 8000], x[0].numpy()))
     assert 0 <= start <= len(clips[1]) - 8000
     # short clip: zero padded at the end
     short = ds[3][0]
     assert torch.equal(short[: len(clips[3])], torch.from_numpy(clips[3]))
-    assert torch.count_nonzero(short[len(clips[3]):]) == 0
+    assert torch.count_nonzero(short[len(clips[3]) :]) == 0
     loader = torch.utils.data.DataLoader(ds, batch_size=2, shuffle=False)
     assert next(iter(loader)).shape == (2, 1, 8000)
 
@@ -224,7 +237,7 @@ def test_eval_mode_fixed_segments():
     assert len(ds) == 2 + 1 + 4
     segs = ds.eval_segments()
     assert segs.shape == (7, 1, SR)
-    assert torch.equal(segs[1, 0], torch.from_numpy(clips[0][SR:2 * SR]))
+    assert torch.equal(segs[1, 0], torch.from_numpy(clips[0][SR : 2 * SR]))
     assert torch.equal(ds[0], ds[0]) and torch.equal(ds[6], segs[6])
 
 

@@ -10,6 +10,7 @@
 * the fitted model spends fewer than 10 bits per code on speech-like input; fit-entropy, encode and decode work
   from the command line.
 """
+
 from __future__ import annotations
 
 import struct
@@ -24,11 +25,11 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telucodec.coding import bitstream as bs
 from telucodec.cli import commands as cli
+from telucodec.coding import bitstream as bs
 from telucodec.coding import entropy as E
-from telucodec.errors import BitstreamError, CheckpointError
 from telucodec.coding.inference import PRETRAINED, CodecModel, export_safetensors, load
+from telucodec.errors import BitstreamError, CheckpointError
 
 SR, HOP, K = 16000, 320, 1024
 N_QS = (3, 6, 12)
@@ -67,9 +68,16 @@ def other():
 
 def pack2(codes, entropy, num_samples=None, block_frames=bs.DEFAULT_BLOCK_FRAMES, envelope_stages=0):
     frames = codes.shape[1]
-    return bs.pack(codes, sample_rate=SR, codebook_size=K, hop_length=HOP,
-                   num_samples=frames * HOP - 5 if num_samples is None and frames else (num_samples or 0),
-                   envelope_stages=envelope_stages, entropy=entropy, block_frames=block_frames)
+    return bs.pack(
+        codes,
+        sample_rate=SR,
+        codebook_size=K,
+        hop_length=HOP,
+        num_samples=frames * HOP - 5 if num_samples is None and frames else (num_samples or 0),
+        envelope_stages=envelope_stages,
+        entropy=entropy,
+        block_frames=block_frames,
+    )
 
 
 def recrc(data: bytes) -> bytes:
@@ -149,16 +157,18 @@ def test_round_trip_exact_on_real_codes(ci, kbps, n_q, tmp_path):
     assert len(data) < len(plain)
     # the streaming writer and reader, blocks of 7 frames, pushes of any size
     path = tmp_path / "s.tlc"
-    with bs.TlcWriter(path, n_q=n_q, sample_rate=SR, codebook_size=K, hop_length=HOP, entropy=ci.entropy,
-                      block_frames=7) as w:
+    with bs.TlcWriter(
+        path, n_q=n_q, sample_rate=SR, codebook_size=K, hop_length=HOP, entropy=ci.entropy, block_frames=7
+    ) as w:
         at = 0
         for k in (1, 0, 3, 17, 5, 1000):
-            w.write(codes[:, at:at + k])
+            w.write(codes[:, at : at + k])
             at += k
-            assert w._pending.shape[1] < 7                         # memory: never more than a block waits
+            assert w._pending.shape[1] < 7  # memory: never more than a block waits
         w.finish(len(x))
-    assert path.read_bytes() == bs.pack(codes, sample_rate=SR, codebook_size=K, hop_length=HOP, num_samples=len(x),
-                                        entropy=ci.entropy, block_frames=7)
+    assert path.read_bytes() == bs.pack(
+        codes, sample_rate=SR, codebook_size=K, hop_length=HOP, num_samples=len(x), entropy=ci.entropy, block_frames=7
+    )
     r = bs.TlcReader(path, entropy=ci.entropy)
     assert not r.truncated and r.version == 2 and r.num_frames == codes.shape[1]
     for size in (1, 5, 7, 50, 4096):
@@ -174,11 +184,11 @@ def test_shipped_model_codes_round_trip_and_cost_under_10_bits():
     bits per code at 1.5, 3 and 6 kbps; on real speech of unheard voices, results/entropy/README.md)."""
     shipped = load()
     clips = [speech_like(8 * SR, seed) for seed in range(4)]
-    shipped.entropy = E.fit_on_clips(shipped, [c[:6 * SR] for c in clips])
+    shipped.entropy = E.fit_on_clips(shipped, [c[: 6 * SR] for c in clips])
     for kbps in (1.5, 3.0, 6.0):
         bits = size = 0
         for c in clips:
-            codes = shipped.encode(c[6 * SR:], SR, kbps)
+            codes = shipped.encode(c[6 * SR :], SR, kbps)
             data = shipped.pack(codes, 2 * SR)
             np.testing.assert_array_equal(shipped.unpack(data).codes, codes)
             bits += (len(data) - bs.OVERHEAD_BYTES_V2) * 8
@@ -196,14 +206,14 @@ def test_fitted_model_spends_fewer_than_10_bits_per_code_on_speech_like_input(ci
     per_stage = E.fit({n: [skewed_codes(n, 3000, seed=n)] for n in (3,)}, K, contexts=1)
     conditioned = E.fit({n: [skewed_codes(n, 3000, seed=n)] for n in (3,)}, K, contexts=16)
     test = skewed_codes(3, 2000, seed=99)
-    assert conditioned.bits(test) < per_stage.bits(test) < 10 * test.size   # the context pays on dependent codes
+    assert conditioned.bits(test) < per_stage.bits(test) < 10 * test.size  # the context pays on dependent codes
 
 
 # ------------------------------------------------------------------------------------------ version 1 still
 def test_version_1_files_still_decode_and_models_without_entropy_write_them(model, ci, tmp_path):
     codes = np.random.default_rng(0).integers(0, K, (6, 50))
     v1 = bs.pack(codes, sample_rate=SR, codebook_size=K, hop_length=HOP, num_samples=50 * HOP, envelope_stages=0)
-    for entropy in (None, model):                    # an entropy model does not get in the way of a version 1 file
+    for entropy in (None, model):  # an entropy model does not get in the way of a version 1 file
         out = bs.unpack(v1, entropy=entropy)
         assert out.version == 1 and out.entropy_id == "" and np.array_equal(out.codes, codes)
     (tmp_path / "v1.tlc").write_bytes(v1)
@@ -221,9 +231,11 @@ def test_a_file_from_another_entropy_model_or_none_is_refused_with_one_line(mode
     data = pack2(codes, model)
     (tmp_path / "x.tlc").write_bytes(data)
     for entropy, what in ((other, f"decoding codec's is {other.hex_id}"), (None, "has none")):
-        for read in (lambda e=entropy: bs.unpack(data, source="x.tlc", entropy=e),
-                     lambda e=entropy: bs.read_tlc(tmp_path / "x.tlc", entropy=e),
-                     lambda e=entropy: bs.TlcReader(tmp_path / "x.tlc", entropy=e)):
+        for read in (
+            lambda e=entropy: bs.unpack(data, source="x.tlc", entropy=e),
+            lambda e=entropy: bs.read_tlc(tmp_path / "x.tlc", entropy=e),
+            lambda e=entropy: bs.TlcReader(tmp_path / "x.tlc", entropy=e),
+        ):
             with pytest.raises(BitstreamError) as info:
                 read()
             msg = str(info.value)
@@ -241,14 +253,15 @@ def test_entropy_model_travels_in_the_safetensors_file_and_damage_is_refused(ci,
     assert back.metadata["recipe"] == "test" and ci.entropy.hex_id in back.metadata["entropy_model"]
     for a, b in zip(back.entropy.tables.values(), ci.entropy.tables.values()):
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    plain = CodecModel(ci.codec)                          # no entropy model: a stale key is not carried over
+    plain = CodecModel(ci.codec)  # no entropy model: a stale key is not carried over
     export_safetensors(plain, tmp_path / "p.safetensors", dict(back.metadata))
     assert load(tmp_path / "p.safetensors").entropy is None
     assert "entropy_model" not in load(tmp_path / "p.safetensors").metadata
     from telucodec.coding.checkpoint import load_weights_safetensors, save_weights_safetensors
+
     tensors, meta = load_weights_safetensors(path)
     tensors["entropy.nq3.freqs"] = tensors["entropy.nq3.freqs"].clone()
-    tensors["entropy.nq3.freqs"][0, 0, 0] += 1                     # rows no longer sum to 2**16
+    tensors["entropy.nq3.freqs"][0, 0, 0] += 1  # rows no longer sum to 2**16
     save_weights_safetensors(tmp_path / "bad.safetensors", tensors, meta)
     with pytest.raises(CheckpointError, match="bad.safetensors: its entropy model is damaged"):
         load(tmp_path / "bad.safetensors")
@@ -272,7 +285,7 @@ def test_every_bit_flip_is_detected_and_recrc_ed_damage_is_refused_cleanly(model
         b[i // 8] ^= 1 << (i % 8)
         with pytest.raises(BitstreamError):
             bs.unpack(bytes(b), entropy=model)
-        check_canonical(recrc(bytes(b)), model)         # with a valid CRC: refused, or canonical
+        check_canonical(recrc(bytes(b)), model)  # with a valid CRC: refused, or canonical
     for n in range(len(data)):
         with pytest.raises(BitstreamError, match="truncated"):
             bs.unpack(data[:n], entropy=model)
@@ -286,18 +299,30 @@ def check_canonical(data: bytes, m):
         assert "\n" not in str(e)
         return
     assert out.codes.shape == (out.n_q, out.num_frames) and out.codes.dtype == np.int64
-    again = bs.pack(out.codes, sample_rate=out.sample_rate, codebook_size=out.codebook_size,
-                    hop_length=out.hop_length, num_samples=out.num_samples, envelope_stages=out.envelope_stages,
-                    entropy=m, block_frames=struct.unpack_from("<H", data, 36)[0])
+    again = bs.pack(
+        out.codes,
+        sample_rate=out.sample_rate,
+        codebook_size=out.codebook_size,
+        hop_length=out.hop_length,
+        num_samples=out.num_samples,
+        envelope_stages=out.envelope_stages,
+        entropy=m,
+        block_frames=struct.unpack_from("<H", data, 36)[0],
+    )
     assert again == data
 
 
 def test_tlc_reader_keeps_every_check_of_read_tlc(model, tmp_path):
     data = pack2(skewed_codes(3, 30, seed=2), model, block_frames=10)
     words = bytearray(data)
-    words[44] ^= 0x55                                            # inside block 0's words, CRC made valid again
-    cases = {"crc": bytearray(data), "trailing": data + b"\0", "magic": b"XXXX" + data[4:],
-             "words": recrc(bytes(words)), "version": recrc(data[:4] + b"\x03" + data[5:])}
+    words[44] ^= 0x55  # inside block 0's words, CRC made valid again
+    cases = {
+        "crc": bytearray(data),
+        "trailing": data + b"\0",
+        "magic": b"XXXX" + data[4:],
+        "words": recrc(bytes(words)),
+        "version": recrc(data[:4] + b"\x03" + data[5:]),
+    }
     cases["crc"][50] ^= 1
     for name, blob in cases.items():
         (tmp_path / f"{name}.tlc").write_bytes(bytes(blob))
@@ -308,16 +333,19 @@ def test_tlc_reader_keeps_every_check_of_read_tlc(model, tmp_path):
         assert str(streamed.value) == str(strict.value), name
 
 
-@pytest.mark.parametrize("offset, fmt, value, match", [
-    (36, "H", 0, "blocks of 0 frames"),
-    (36, "H", 4096, "blocks of 4096 frames"),
-    (38, "H", 1, "reserved"),
-    (14, "H", 1, "reserved"),
-    (20, "I", 31, "do not match"),
-    (16, "I", 40 * HOP, "do not match"),
-    (5, "B", 6, "entropy model|cannot hold|block"),
-    (28, "Q", 0, "decoding codec's is"),
-])
+@pytest.mark.parametrize(
+    "offset, fmt, value, match",
+    [
+        (36, "H", 0, "blocks of 0 frames"),
+        (36, "H", 4096, "blocks of 4096 frames"),
+        (38, "H", 1, "reserved"),
+        (14, "H", 1, "reserved"),
+        (20, "I", 31, "do not match"),
+        (16, "I", 40 * HOP, "do not match"),
+        (5, "B", 6, "entropy model|cannot hold|block"),
+        (28, "Q", 0, "decoding codec's is"),
+    ],
+)
 def test_inconsistent_v2_fields_with_valid_crc(model, offset, fmt, value, match):
     data = pack2(skewed_codes(3, 30, seed=2), model, block_frames=10)
     b = bytearray(data)
@@ -330,13 +358,15 @@ def test_lying_blocks_and_huge_claims_fail_fast_without_allocating(model, tmp_pa
     good = pack2(skewed_codes(3, 30, seed=2), model, block_frames=10)
     plen = struct.unpack_from("<I", good, 24)[0]
     head = bytearray(good[:40])
-    struct.pack_into("<IIIH", head, 16, 2 ** 32 - 2, 2 ** 32 - 2, plen, 2048)      # 4 billion frames claimed
-    longer = bytearray(good[:-4] + b"\x00\x00")                                  # 2 bytes after the last block
+    struct.pack_into("<IIIH", head, 16, 2**32 - 2, 2**32 - 2, plen, 2048)  # 4 billion frames claimed
+    longer = bytearray(good[:-4] + b"\x00\x00")  # 2 bytes after the last block
     struct.pack_into("<I", longer, 24, plen + 2)
-    cases = [recrc(bytes(head) + good[40:]),
-             recrc(good[:40] + b"\x00\x00" + good[42:]),                        # first block: 0 words for 30 codes
-             recrc(good[:40] + b"\xff\xff" + good[42:]),                        # a block longer than the payload
-             recrc(bytes(longer) + bytes(4))]
+    cases = [
+        recrc(bytes(head) + good[40:]),
+        recrc(good[:40] + b"\x00\x00" + good[42:]),  # first block: 0 words for 30 codes
+        recrc(good[:40] + b"\xff\xff" + good[42:]),  # a block longer than the payload
+        recrc(bytes(longer) + bytes(4)),
+    ]
     (tmp_path / "lie.tlc").write_bytes(cases[0])
     tracemalloc.start()
     t0 = time.perf_counter()
@@ -369,8 +399,10 @@ def fuzz_model():
 
 def valid_v2():
     m = fuzz_model()
-    return [pack2(skewed_codes(n, f, seed=f), m, block_frames=b) for n, f, b in [(1, 1, 1), (3, 7, 3), (3, 20, 8),
-                                                                                  (1, 40, 100), (3, 0, 5)]]
+    return [
+        pack2(skewed_codes(n, f, seed=f), m, block_frames=b)
+        for n, f, b in [(1, 1, 1), (3, 7, 3), (3, 20, 8), (1, 40, 100), (3, 0, 5)]
+    ]
 
 
 @st.composite
@@ -384,39 +416,46 @@ def mutated(draw):
         elif op == "set" and len(data) > 5:
             data[draw(st.integers(5, len(data) - 1))] = draw(st.integers(0, 255))
         elif op == "cut":
-            del data[draw(st.integers(0, len(data))):]
-        elif op == "insert" and len(data) > 5:                  # past the magic and version, to reach deeper checks
+            del data[draw(st.integers(0, len(data))) :]
+        elif op == "insert" and len(data) > 5:  # past the magic and version, to reach deeper checks
             i = draw(st.integers(5, len(data)))
             data[i:i] = draw(st.binary(min_size=1, max_size=8))
         elif op == "delete" and len(data) > 5:
             i = draw(st.integers(5, len(data) - 1))
-            del data[i:i + draw(st.integers(1, 8))]
+            del data[i : i + draw(st.integers(1, 8))]
         elif op == "field":
-            off, fmt = draw(st.sampled_from([(5, "B"), (6, "B"), (7, "B"), (16, "I"), (20, "I"), (24, "I"),
-                                             (36, "H"), (38, "H"), (40, "H")]))
+            off, fmt = draw(
+                st.sampled_from(
+                    [(5, "B"), (6, "B"), (7, "B"), (16, "I"), (20, "I"), (24, "I"), (36, "H"), (38, "H"), (40, "H")]
+                )
+            )
             bound = {"B": 255, "H": 0xFFFF, "I": 0xFFFFFFFF}[fmt]
             if len(data) >= off + struct.calcsize(fmt):
                 struct.pack_into("<" + fmt, data, off, draw(st.one_of(st.integers(0, 64), st.integers(0, bound))))
-        elif op == "words" and len(data) > 46:                  # rewrite payload words: the coder sees garbage
+        elif op == "words" and len(data) > 46:  # rewrite payload words: the coder sees garbage
             i = draw(st.integers(42, len(data) - 5))
-            data[i:i + 4] = draw(st.binary(min_size=4, max_size=4))
+            data[i : i + 4] = draw(st.binary(min_size=4, max_size=4))
     if draw(st.booleans()) and len(data) >= 4:
         data = bytearray(recrc(bytes(data)))
     return bytes(data)
 
 
-@settings(max_examples=800, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=800,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(mutated())
 def test_fuzz_mutated_v2_streams(data):
-    check_canonical(data, fuzz_model())                          # accepted streams are canonical
+    check_canonical(data, fuzz_model())  # accepted streams are canonical
 
 
 # --------------------------------------------------------------------------------------------- truncation
 def test_truncated_v2_file_gives_the_whole_blocks_that_arrived(model, tmp_path):
     codes = skewed_codes(6, 45, seed=5)
     data = pack2(codes, model, num_samples=45 * HOP - 7, block_frames=10)
-    ends, at = [], 40                                            # where each block ends
+    ends, at = [], 40  # where each block ends
     while at < len(data) - 4:
         at += 2 + 4 * struct.unpack_from("<H", data, at)[0]
         ends.append(at)
@@ -432,14 +471,15 @@ def test_truncated_v2_file_gives_the_whole_blocks_that_arrived(model, tmp_path):
         assert r.num_samples == (45 * HOP - 7 if frames == 45 else frames * HOP)
         np.testing.assert_array_equal(r.read_all().codes, codes[:, :frames])
         with pytest.raises(BitstreamError, match="truncated"):
-            bs.read_tlc(path, entropy=model)                       # the strict reader stays strict
-    for cut in (0, 10, 28, 39, 40, 41, ends[0] - 1):                 # no whole block
+            bs.read_tlc(path, entropy=model)  # the strict reader stays strict
+    for cut in (0, 10, 28, 39, 40, 41, ends[0] - 1):  # no whole block
         path.write_bytes(data[:cut])
         with pytest.raises(BitstreamError, match="cut.tlc: truncated"):
             bs.TlcReader(path, entropy=model)
     # a writer that never finished (killed): its header still says UNFINISHED; only whole blocks are written
-    w = bs.TlcWriter(tmp_path / "live.tlc", n_q=6, sample_rate=SR, codebook_size=K, hop_length=HOP, entropy=model,
-                     block_frames=10)
+    w = bs.TlcWriter(
+        tmp_path / "live.tlc", n_q=6, sample_rate=SR, codebook_size=K, hop_length=HOP, entropy=model, block_frames=10
+    )
     w.write(codes)
     w._f.flush()
     (tmp_path / "killed.tlc").write_bytes(w._tmp.read_bytes())
@@ -464,20 +504,23 @@ def test_cli_fit_entropy_encode_decode(tmp_path, capsys):
     export_safetensors(base, tmp_path / "codec.safetensors", {"recipe": "working", "steps": "7"})
     speech = tmp_path / "speech"
     speech.mkdir()
-    for seed in range(4):                                       # 3 files to fit on, 1 held out (val_fraction 0.25)
+    for seed in range(4):  # 3 files to fit on, 1 held out (val_fraction 0.25)
         sf.write(speech / f"clip{seed}.wav", speech_like(2 * SR, seed), SR)
     out = tmp_path / "ent.safetensors"
-    rc, said, err = run(["fit-entropy", out, "--checkpoint", tmp_path / "codec.safetensors", "--data_dir", speech,
-                         "--no_corpus"], capsys)
+    rc, said, err = run(
+        ["fit-entropy", out, "--checkpoint", tmp_path / "codec.safetensors", "--data_dir", speech, "--no_corpus"],
+        capsys,
+    )
     assert rc == 0 and err == [], err
     fitted = load(out)
     assert fitted.entropy is not None and fitted.entropy.hex_id in said and "fitted on 3 clips" in said
     assert fitted.entropy.n_qs == N_QS and fitted.metadata["recipe"] == "working"
-    sf.write(tmp_path / "x.wav", speech_like(5 * SR + 777, 9), SR)                  # 3 blocks of 100 frames
+    sf.write(tmp_path / "x.wav", speech_like(5 * SR + 777, 9), SR)  # 3 blocks of 100 frames
     rc, said, err = run(["encode", tmp_path / "x.wav", tmp_path / "x.tlc", "--checkpoint", out, "--kbps", 3], capsys)
     assert rc == 0 and err == [] and "entropy-coded" in said, err
-    rc, _, err = run(["encode", tmp_path / "x.wav", tmp_path / "x1.tlc", "--checkpoint", out, "--kbps", 3,
-                      "--no_entropy"], capsys)
+    rc, _, err = run(
+        ["encode", tmp_path / "x.wav", tmp_path / "x1.tlc", "--checkpoint", out, "--kbps", 3, "--no_entropy"], capsys
+    )
     assert rc == 0 and err == []
     v2, v1 = bs.read_tlc(tmp_path / "x.tlc", entropy=fitted.entropy), bs.read_tlc(tmp_path / "x1.tlc")
     assert v2.version == 2 and v1.version == 1 and np.array_equal(v1.codes, v2.codes)
@@ -487,18 +530,31 @@ def test_cli_fit_entropy_encode_decode(tmp_path, capsys):
         assert rc == 0 and err == [], err
     assert np.array_equal(sf.read(tmp_path / "x.wav")[0], sf.read(tmp_path / "x1.wav")[0])
     # a codec without this entropy model cannot read it: one line, nothing written
-    rc, _, err = run(["decode", tmp_path / "x.tlc", tmp_path / "y.wav", "--checkpoint", tmp_path / "codec.safetensors"],
-                     capsys)
+    rc, _, err = run(
+        ["decode", tmp_path / "x.tlc", tmp_path / "y.wav", "--checkpoint", tmp_path / "codec.safetensors"], capsys
+    )
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and "x.tlc" in err[0] and "has none" in err[0]
     assert not (tmp_path / "y.wav").exists()
     # cut in half: the whole blocks that arrived, one warning line
     data = (tmp_path / "x.tlc").read_bytes()
-    (tmp_path / "cut.tlc").write_bytes(data[:len(data) // 2])
+    (tmp_path / "cut.tlc").write_bytes(data[: len(data) // 2])
     rc, _, err = run(["decode", tmp_path / "cut.tlc", tmp_path / "cut.wav", "--checkpoint", out], capsys)
     assert rc == 0 and len(err) == 1 and err[0].startswith("warning: ") and "cut.tlc: truncated" in err[0], err
     assert sf.info(str(tmp_path / "cut.wav")).frames in (100 * HOP, 200 * HOP)
     rc, _, err = run(["fit-entropy", tmp_path / "n.safetensors", "--checkpoint", out, "--no_corpus"], capsys)
     assert rc == 2 and "nothing to fit on" in err[-1]
-    rc, _, err = run(["fit-entropy", tmp_path / "n.safetensors", "--checkpoint", out, "--data_dir", speech,
-                      "--no_corpus", "--contexts", "0"], capsys)
+    rc, _, err = run(
+        [
+            "fit-entropy",
+            tmp_path / "n.safetensors",
+            "--checkpoint",
+            out,
+            "--data_dir",
+            speech,
+            "--no_corpus",
+            "--contexts",
+            "0",
+        ],
+        capsys,
+    )
     assert rc == 2 and "--contexts" in err[-1]

@@ -10,6 +10,7 @@ read; opening a FIFO for reading blocks forever, so this also proves the loaders
 dangling symlink and a folder named x.wav. Most CLI calls run in-process through `telucodec.cli.commands.main` (fast);
 a handful run as real subprocesses to prove the command-line contract (exit code, stderr lines, no Traceback).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,8 @@ import pytest
 import soundfile as sf
 import torch
 
-from telucodec.coding import bitstream
 from telucodec.cli import commands as cli
+from telucodec.coding import bitstream
 from telucodec.data.audio_io import write_audio
 from telucodec.data.folders import load_dataset
 from telucodec.errors import BadAudioWarning, DataError
@@ -37,8 +38,13 @@ from telucodec.errors import BadAudioWarning, DataError
 SR = 16000
 HAS_MP3 = "MP3" in sf.available_formats()
 TRAIN = ["--preset", "ci", "--steps", "3", "--device", "cpu"]
-CHILD_ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TQDM_DISABLE": "1",
-             "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+CHILD_ENV = {
+    **os.environ,
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TQDM_DISABLE": "1",
+    "PYTHONWARNINGS": "ignore::DeprecationWarning",
+}
 
 
 # --------------------------------------------------------------------------------------------- inputs
@@ -64,12 +70,13 @@ def _float_with(value):
         x = speech_like(1.0, seed=7)
         x[4000:4010] = value
         sf.write(p, x, SR, subtype="FLOAT")
+
     return make
 
 
 def _truncated_header(p):
     write_audio(p.with_name("_full.wav"), speech_like(1.0), SR)
-    p.write_bytes(p.with_name("_full.wav").read_bytes()[:30])   # RIFF/WAVE/fmt cut mid-chunk
+    p.write_bytes(p.with_name("_full.wav").read_bytes()[:30])  # RIFF/WAVE/fmt cut mid-chunk
     p.with_name("_full.wav").unlink()
 
 
@@ -87,8 +94,8 @@ def _no_audio_folder(p):
 
 
 def _symlink_loop(p):
-    os.symlink(p.name, p)                           # loop.wav -> loop.wav (ELOOP on open)
-    os.symlink(".", p.parent / "cycle")            # and a folder cycle the scan must not follow forever
+    os.symlink(p.name, p)  # loop.wav -> loop.wav (ELOOP on open)
+    os.symlink(".", p.parent / "cycle")  # and a folder cycle the scan must not follow forever
 
 
 # name: (file name, maker, data outcome, data reason regex, encode outcome, encode reason regex)
@@ -97,27 +104,56 @@ def _symlink_loop(p):
 KINDS = {
     "zero_bytes": ("zero.wav", lambda p: p.write_bytes(b""), "skip", "empty", "refuse", "empty"),
     "truncated_header": ("header.wav", _truncated_header, "skip", "not a readable audio", "refuse", "not a readable"),
-    "text_as_wav": ("notes.wav", lambda p: p.write_text("this is a transcript, not audio\n" * 20),
-                    "skip", "not a readable audio", "refuse", "not a readable"),
+    "text_as_wav": (
+        "notes.wav",
+        lambda p: p.write_text("this is a transcript, not audio\n" * 20),
+        "skip",
+        "not a readable audio",
+        "refuse",
+        "not a readable",
+    ),
     "nan_samples": ("nan.wav", _float_with(np.nan), "skip", "NaN", "refuse", "NaN"),
     "inf_samples": ("inf.wav", _float_with(np.inf), "skip", "NaN or infinite", "refuse", "NaN or infinite"),
     "silence": ("silence.wav", lambda p: sf.write(p, np.zeros(SR, np.float32), SR), "skip", "silent", "ok", None),
-    "one_sample": ("one.wav", lambda p: sf.write(p, np.array([0.25], np.float32), SR), "skip", "too short",
-                   "ok", None),
+    "one_sample": ("one.wav", lambda p: sf.write(p, np.array([0.25], np.float32), SR), "skip", "too short", "ok", None),
     "pcm_u8": ("u8.wav", lambda p: sf.write(p, speech_like(1.0, seed=3), SR, subtype="PCM_U8"), "ok", None, "ok", None),
-    "pcm_24": ("s24.wav", lambda p: sf.write(p, speech_like(1.0, seed=4), SR, subtype="PCM_24"), "ok", None, "ok", None),
-    "stereo_96k": ("stereo96k.wav", lambda p: sf.write(p, np.stack([speech_like(1.0, 96000, 5),
-                                                                    speech_like(1.0, 96000, 6)], 1), 96000),
-                   "ok", None, "ok", None),
+    "pcm_24": (
+        "s24.wav",
+        lambda p: sf.write(p, speech_like(1.0, seed=4), SR, subtype="PCM_24"),
+        "ok",
+        None,
+        "ok",
+        None,
+    ),
+    "stereo_96k": (
+        "stereo96k.wav",
+        lambda p: sf.write(p, np.stack([speech_like(1.0, 96000, 5), speech_like(1.0, 96000, 6)], 1), 96000),
+        "ok",
+        None,
+        "ok",
+        None,
+    ),
     "rate_8k": ("phone8k.wav", lambda p: sf.write(p, speech_like(1.0, 8000, 2), 8000), "ok", None, "ok", None),
-    "hard_clipped": ("clipped.wav", lambda p: sf.write(p, np.clip(speech_like(1.0, seed=2, amp=4.0), -1, 1), SR),
-                     "ok", None, "ok", None),
+    "hard_clipped": (
+        "clipped.wav",
+        lambda p: sf.write(p, np.clip(speech_like(1.0, seed=2, amp=4.0), -1, 1), SR),
+        "ok",
+        None,
+        "ok",
+        None,
+    ),
     "dc_offset": ("dc.wav", lambda p: sf.write(p, speech_like(1.0, seed=3, amp=0.2) + 0.7, SR), "ok", None, "ok", None),
     "telugu_name": ("తెలుగు మాట ఒకటి.wav", lambda p: sf.write(p, speech_like(1.0, seed=4), SR), "ok", None, "ok", None),
     "corrupt_mp3": ("broken.mp3", _corrupt_mp3, "skip", "not a readable audio", "refuse", "not a readable"),
     "fifo": ("unreadable.wav", lambda p: os.mkfifo(p), "skip", "not a regular file", "refuse", "not a regular file"),
-    "dangling_symlink": ("gone.wav", lambda p: os.symlink(p.parent / "deleted_long_ago.wav", p),
-                         "skip", "not found", "refuse", "not found"),
+    "dangling_symlink": (
+        "gone.wav",
+        lambda p: os.symlink(p.parent / "deleted_long_ago.wav", p),
+        "skip",
+        "not found",
+        "refuse",
+        "not found",
+    ),
     "folder_named_wav": ("x.wav", lambda p: p.mkdir(), "ignored", None, "refuse", "folder"),
     "no_audio_folder": ("no_audio", _no_audio_folder, "ignored", None, "refuse", "folder"),
     "symlink_loop": ("loop.wav", _symlink_loop, "skip", "symbolic links", "refuse", "symbolic links"),
@@ -137,8 +173,10 @@ def make_bad(folder: Path, kind: str) -> Path:
 @contextmanager
 def deadline(seconds: int, what: str):
     """Fail instead of hanging (SIGALRM interrupts blocking calls such as opening a FIFO)."""
+
     def on_alarm(signum, frame):
         raise TimeoutError(f"{what} did not finish within {seconds} s (hang)")
+
     old = signal.signal(signal.SIGALRM, on_alarm)
     signal.alarm(seconds)
     try:
@@ -179,10 +217,12 @@ def trained_checkpoint(tmp_path_factory):
     """A checkpoint folder from 2 in-process training steps on synthetic clips (for encode)."""
     from telucodec.fixes import Fixes
     from telucodec.training.loop import fit
+
     root = tmp_path_factory.mktemp("ckpt")
     clips = ([speech_like(2.0, seed=s) for s in (1, 2)], [speech_like(2.0, seed=3)])
-    result = fit("ci", Fixes.all(), clips, steps=2, checkpoint_dir=root, experiment_name="enc", device="cpu",
-                 print_epochs=False)
+    result = fit(
+        "ci", Fixes.all(), clips, steps=2, checkpoint_dir=root, experiment_name="enc", device="cpu", print_epochs=False
+    )
     assert (result.run_dir / "step_00000002.pt").is_file()
     return result.run_dir
 
@@ -213,10 +253,10 @@ def test_data_loading(kind, tmp_path):
         assert np.isfinite(wav).all() and np.abs(wav).max() <= 1.0
     if outcome == "ok":
         wav = clips[clips.names.index(bad.name)]
-        assert abs(wav.size - SR) <= 2                 # 1 s at any source rate comes back as 1 s at 16 kHz
-        assert abs(float(wav.mean())) < 1e-3            # DC removed
+        assert abs(wav.size - SR) <= 2  # 1 s at any source rate comes back as 1 s at 16 kHz
+        assert abs(float(wav.mean())) < 1e-3  # DC removed
 
-    if outcome != "ok":                                  # the bad input alone: a one-line DataError
+    if outcome != "ok":  # the bad input alone: a one-line DataError
         alone = tmp_path / "alone"
         make_bad(alone, kind)
         with deadline(60, f"load_dataset of only {kind}"), warnings.catch_warnings(record=True):
@@ -277,7 +317,7 @@ def test_encode(kind, tmp_path, capsys, trained_checkpoint):
         info_frames = sf.info(str(bad)).frames
         source_rate = sf.info(str(bad)).samplerate
         assert stream.num_samples == round(info_frames * SR / source_rate)
-        assert stream.n_q == 12 and stream.sample_rate == SR       # default --kbps 6
+        assert stream.n_q == 12 and stream.sample_rate == SR  # default --kbps 6
         assert stream.codes.min() >= 0 and stream.codes.max() < 1024
 
 
@@ -298,11 +338,15 @@ def subprocess_runs(tmp_path_factory, trained_checkpoint):
         "train_mixed": py + ["train", *TRAIN, "--data_dir", str(mixed), "--checkpoint_dir", str(root / "ck_mixed")],
         "train_only_bad": py + ["train", *TRAIN, "--data_dir", str(only), "--checkpoint_dir", str(root / "ck_only")],
         "encode_fifo": py + ["encode", str(fifo), str(root / "fifo.tlc"), "--checkpoint", str(trained_checkpoint)],
-        "encode_telugu": py + ["encode", str(telugu), str(root / "తెలుగు.tlc"), "--checkpoint",
-                               str(trained_checkpoint), "--kbps", "3"],
+        "encode_telugu": py
+        + ["encode", str(telugu), str(root / "తెలుగు.tlc"), "--checkpoint", str(trained_checkpoint), "--kbps", "3"],
     }
-    procs = {k: subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV,
-                                 stdin=subprocess.DEVNULL) for k, cmd in jobs.items()}
+    procs = {
+        k: subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=CHILD_ENV, stdin=subprocess.DEVNULL
+        )
+        for k, cmd in jobs.items()
+    }
     results = {}
     for k, p in procs.items():
         try:
@@ -370,5 +414,5 @@ def test_subprocess_encode_telugu_name(subprocess_runs):
     rc, out, err = results["encode_telugu"]
     assert rc == 0 and err == [], err
     stream = bitstream.read_tlc(root / "తెలుగు.tlc")
-    assert stream.n_q == 6 and stream.num_samples == SR          # 3 kbps = 6 codebooks; 1 s of audio
+    assert stream.n_q == 6 and stream.num_samples == SR  # 3 kbps = 6 codebooks; 1 s of audio
     assert "తెలుగు మాట ఒకటి.wav" in out

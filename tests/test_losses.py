@@ -1,4 +1,5 @@
 """The loss switches (fixes 5, 6, 7) behave as the book says."""
+
 import pytest
 import torch
 
@@ -18,7 +19,7 @@ def _pair(seed=0, n=8000):
 
 def test_clamped_loss_has_zero_gradient_past_its_bound():
     est, ref = _pair()
-    big_vq = torch.tensor(25.0, requires_grad=True)          # above the VQ bound of 10
+    big_vq = torch.tensor(25.0, requires_grad=True)  # above the VQ bound of 10
     out = total_loss(est, ref, big_vq, SR, Fixes.none())
     out["total"].backward()
     assert big_vq.grad is not None and float(big_vq.grad) == 0.0
@@ -36,15 +37,16 @@ def test_each_story_loss_sends_no_gradient_past_its_bound_and_full_gradient_insi
     for vq, grad in ((vq_in, 1.0), (vq_out, 0.0)):
         total_loss(est.detach(), ref, vq, SR, Fixes.none())["total"].backward()
         assert float(vq.grad) == grad
-    far = (ref + 3.0).requires_grad_(True)                   # L1 + MSE = 3 + 9 = 12 > 5
+    far = (ref + 3.0).requires_grad_(True)  # L1 + MSE = 3 + 9 = 12 > 5
     out = total_loss(far, ref, torch.tensor(0.0), SR, Fixes.none())
     assert "recon" in out["clamped"] and float(out["recon"]) > 5
-    loud = (ref * 1e4).requires_grad_(True)                  # log-mel distance ~ ln(1e8) = 18 > 10
+    loud = (ref * 1e4).requires_grad_(True)  # log-mel distance ~ ln(1e8) = 18 > 10
     out = total_loss(loud, ref, torch.tensor(0.0), SR, Fixes.none())
     assert {"recon", "perceptual"} <= set(out["clamped"]) and float(out["perceptual"]) > 10
     g_clamped = torch.autograd.grad(out["total"], loud)[0]
-    g_free = torch.autograd.grad(total_loss(loud, ref, torch.tensor(0.0), SR,
-                                            Fixes.none(unclamped_losses=True))["total"], loud)[0]
+    g_free = torch.autograd.grad(
+        total_loss(loud, ref, torch.tensor(0.0), SR, Fixes.none(unclamped_losses=True))["total"], loud
+    )[0]
     assert float(g_clamped.abs().max()) == 0.0 and float(g_free.abs().max()) > 0.0
 
 
@@ -66,7 +68,7 @@ def test_perceptual_loss_precision_under_autocast():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         broken = perceptual_loss(est, ref, SR, Fixes.none())
         fixed = perceptual_loss(est, ref, SR, Fixes.none(fp32_perceptual=True))
-    exact = perceptual_loss(est, ref, SR, Fixes.none())            # no autocast: the fp32 reference
+    exact = perceptual_loss(est, ref, SR, Fixes.none())  # no autocast: the fp32 reference
     assert broken.dtype == torch.bfloat16 and fixed.dtype == torch.float32
     assert float(fixed.detach()) == pytest.approx(float(exact.detach()), rel=1e-5)
     assert abs(float(broken.detach()) - float(exact.detach())) > abs(float(fixed.detach()) - float(exact.detach()))

@@ -1,12 +1,13 @@
 """Model shapes, bitrate arithmetic, the output-scale switch and the encode/decode API."""
+
 import numpy as np
 import pytest
 import torch
 
 import telucodec
-from telucodec.config import PRESETS, CodecConfig
-from telucodec.fixes import SEVEN, Fixes
 from telucodec.codec.model import Codec
+from telucodec.config import PRESETS
+from telucodec.fixes import SEVEN, Fixes
 
 
 @pytest.mark.parametrize("name", ["ci", "cpu", "cpu-deep", "small", "full"])
@@ -81,6 +82,7 @@ def test_encode_decode_numpy_api_and_resampling():
 
 def test_safetensors_export_round_trip(tmp_path):
     from telucodec.coding.inference import export_safetensors, load
+
     model = telucodec.CodecModel.untrained("ci", seed=3)
     export_safetensors(model, tmp_path / "m.safetensors", {"note": "test"})
     again = load(tmp_path / "m.safetensors")
@@ -92,6 +94,7 @@ def test_safetensors_export_round_trip(tmp_path):
 
 def test_load_without_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
     import telucodec.coding.inference as inf
+
     monkeypatch.setattr(inf, "PRETRAINED", tmp_path / "absent.safetensors")
     with pytest.raises(telucodec.CheckpointError, match="no pretrained checkpoint"):
         telucodec.load()
@@ -102,8 +105,10 @@ def test_istft_head_makes_the_waveform_from_a_magnitude_and_a_phase_per_bin(tmp_
     raised in one bin raises the output's level in that bin only, weight norm folds without changing the output,
     and a bad block count is a one-line error."""
     from dataclasses import replace
+
     from telucodec.coding.inference import export_safetensors, load
-    cfg = replace(PRESETS["ci"].codec, istft_blocks=1, weight_norm=True)        # strides 4, 8, 10: keeps the 10
+
+    cfg = replace(PRESETS["ci"].codec, istft_blocks=1, weight_norm=True)  # strides 4, 8, 10: keeps the 10
     assert cfg.istft_hop == 32 and cfg.hop_length == 320
     torch.manual_seed(0)
     m = Codec(cfg, Fixes.all()).eval()
@@ -112,10 +117,10 @@ def test_istft_head_makes_the_waveform_from_a_magnitude_and_a_phase_per_bin(tmp_
     with torch.no_grad():
         y = m(x, n_q=12)["wav"]
         assert y.shape == x.shape and torch.isfinite(y).all()
-        frames = 25 * 10                                                           # 0.5 s at 50 Hz, x 10
+        frames = 25 * 10  # 0.5 s at 50 Hz, x 10
         h = torch.zeros(1, 130, frames)
-        h[:, :65] = -20.0                                                          # every bin silent...
-        h[:, 16] = 4.0                                                             # ...but bin 16 (2 kHz)
+        h[:, :65] = -20.0  # every bin silent...
+        h[:, 16] = 4.0  # ...but bin 16 (2 kHz)
         tone = m.decoder._inverse_stft(h)[0, 0, 64:-64].numpy()
     spectrum = np.abs(np.fft.rfft(tone))
     assert abs(np.argmax(spectrum) * 16000 / len(tone) - 2000) < 150
@@ -129,6 +134,8 @@ def test_istft_head_makes_the_waveform_from_a_magnitude_and_a_phase_per_bin(tmp_
     again = load(tmp_path / "istft.safetensors")
     assert again.config.istft_blocks == 1
     signal = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
-    assert np.allclose(model.decode(model.encode(signal, 16000), 8000), again.decode(again.encode(signal, 16000), 8000), atol=1e-6)
+    assert np.allclose(
+        model.decode(model.encode(signal, 16000), 8000), again.decode(again.encode(signal, 16000), 8000), atol=1e-6
+    )
     with pytest.raises(ValueError, match="istft_blocks must be in 0..2"):
         replace(PRESETS["ci"].codec, istft_blocks=3)

@@ -14,6 +14,7 @@ and never reuses those of the first; both stay cached, so a warm rerun is quick.
 The notebooks are split between this file and ``test_numeric_paths_part{2,3,4}.py``, so that two workers share them.
 Set ``TELUCODEC_SECOND_NUMERIC_PATH=off`` to skip it (for a quick local run), or to a capability name to choose it.
 """
+
 import os
 import subprocess
 import sys
@@ -30,8 +31,14 @@ def _capability(requested: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
     if requested:
         env["ATEN_CPU_CAPABILITY"] = requested
-    out = subprocess.run([sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
-                         env=env, capture_output=True, text=True, timeout=120, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.backends.cpu.get_cpu_capability())"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     return out.stdout.strip()
 
 
@@ -43,6 +50,7 @@ def second_path() -> str | None:
     if choice != "auto":
         return choice
     import torch
+
     current = torch.backends.cpu.get_cpu_capability()
     for candidate in ("avx2", "default"):
         if _capability(candidate) != current:
@@ -56,14 +64,27 @@ def run_under_second_path(notebooks: list):
         pytest.skip("second numeric path switched off (TELUCODEC_SECOND_NUMERIC_PATH=off)")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
     env["ATEN_CPU_CAPABILITY"] = capability
-    env["TELUCODEC_NESTED_SESSION"] = "1"      # the repository check of conftest.py runs in this (outer) session
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "--nbval-lax",
-           "--nbval-current-env", "--nbval-cell-timeout", "600",
-           *notebooks]
+    env["TELUCODEC_NESTED_SESSION"] = "1"  # the repository check of conftest.py runs in this (outer) session
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "-p",
+        "no:xdist",
+        "--nbval-lax",
+        "--nbval-current-env",
+        "--nbval-cell-timeout",
+        "600",
+        *notebooks,
+    ]
     result = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=3000)
     tail = (result.stdout + result.stderr)[-12000:]
-    assert result.returncode == 0, (f"the notebooks fail under ATEN_CPU_CAPABILITY={capability} "
-                                    f"(torch uses {_capability(capability)}):\n{tail}")
+    assert result.returncode == 0, (
+        f"the notebooks fail under ATEN_CPU_CAPABILITY={capability} (torch uses {_capability(capability)}):\n{tail}"
+    )
 
 
 # Four quarters in four files, so that `--dist loadfile` (one file runs on one worker) can share them out between

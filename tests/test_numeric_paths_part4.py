@@ -1,4 +1,5 @@
 """Part 4 of 4 of the notebooks under a second numeric path (see test_numeric_paths.py)."""
+
 from test_numeric_paths import NOTEBOOKS, PARTS, run_under_second_path
 
 

@@ -1,9 +1,10 @@
 """The quantizer's switches change gradients exactly as the book derives."""
+
 import pytest
 import torch
 
-from telucodec.fixes import Fixes
 from telucodec.codec.quantizer import ResidualVQ, VectorQuantizer, codebook_usage
+from telucodec.fixes import Fixes
 
 
 def _rvq(fixes, n_q=4, dim=8, size=16):
@@ -18,7 +19,7 @@ def _encoder_gain(fixes, n_q):
     out = rvq(z, n_q)["quantized"]
     g = torch.randn_like(out)
     (out * g).sum().backward()
-    return float((z.grad.norm() / g.norm()))
+    return float(z.grad.norm() / g.norm())
 
 
 @pytest.mark.parametrize("n_q", [1, 3, 6])
@@ -51,12 +52,14 @@ def test_ste_residual_form_blocks_later_commitment_gradients():
 
 def test_codebook_loss_moves_codebook_commitment_moves_encoder():
     torch.manual_seed(0)
-    for fixes, codebook_gets_grad in ((Fixes.none(ema_update=False), False),
-                                      (Fixes.none(codebook_loss=True, ema_update=False), True)):
+    for fixes, codebook_gets_grad in (
+        (Fixes.none(ema_update=False), False),
+        (Fixes.none(codebook_loss=True, ema_update=False), True),
+    ):
         rvq = ResidualVQ(8, 2, 16, fixes).train()
         z = torch.randn(2, 8, 5, requires_grad=True)
         rvq(z, 2)["vq_loss"].backward()
-        assert z.grad is not None and float(z.grad.abs().sum()) > 0          # commitment -> encoder
+        assert z.grad is not None and float(z.grad.abs().sum()) > 0  # commitment -> encoder
         g = rvq.stages[0].codebook.grad
         assert (g is not None and float(g.abs().sum()) > 0) == codebook_gets_grad
 
@@ -92,7 +95,7 @@ def test_dead_codes_are_reseeded_from_batch():
 def test_kmeans_init_places_codes_on_data():
     torch.manual_seed(0)
     centers = torch.tensor([[5.0, 0], [-5.0, 0], [0, 5.0], [0, -5.0]])
-    x = (centers[torch.randint(0, 4, (400,))] + 0.1 * torch.randn(400, 2))
+    x = centers[torch.randint(0, 4, (400,))] + 0.1 * torch.randn(400, 2)
     vq = VectorQuantizer(2, 4)
     vq.kmeans_init(x, iters=20)
     err = ((x[:, None] - vq.codebook.detach()[None]) ** 2).sum(-1).min(1).values.mean()

@@ -5,6 +5,7 @@ newest checkpoint is reported (a warning naming it) and the previous one is used
 The batch of step s depends only on (seed, s) and every RNG state is in the checkpoint, so resuming must replay the
 lost steps exactly. All processes run single-threaded (OMP_NUM_THREADS=1), so float reductions are deterministic.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,15 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
-from telucodec.cli import commands as cli
-from telucodec.data.audio_io import write_audio
-from telucodec.coding.checkpoint import load_checkpoint
-
 from telucodec.bench import synthetic_speech
+from telucodec.cli import commands as cli
+from telucodec.coding.checkpoint import load_checkpoint
+from telucodec.data.audio_io import write_audio
 
 SR = 16000
 STEPS, EVERY = 16, 4
@@ -38,9 +37,25 @@ def speech_like(seconds, seed):
 
 
 def train_cmd(data_dir, ckpt_dir, *extra):
-    return [sys.executable, "-m", "telucodec", "train", "--preset", "ci", "--steps", str(STEPS),
-            "--checkpoint_every", str(EVERY), "--data_dir", str(data_dir), "--checkpoint_dir", str(ckpt_dir),
-            "--device", "cpu", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "telucodec",
+        "train",
+        "--preset",
+        "ci",
+        "--steps",
+        str(STEPS),
+        "--checkpoint_every",
+        str(EVERY),
+        "--data_dir",
+        str(data_dir),
+        "--checkpoint_dir",
+        str(ckpt_dir),
+        "--device",
+        "cpu",
+        *extra,
+    ]
 
 
 def progress(run_dir: Path) -> int:
@@ -50,7 +65,7 @@ def progress(run_dir: Path) -> int:
         for line in (run_dir / "metrics.jsonl").read_text().splitlines():
             try:
                 rec = json.loads(line)
-            except json.JSONDecodeError:          # a line being written
+            except json.JSONDecodeError:  # a line being written
                 continue
             best = max(best, int(rec.get("step", rec.get("epoch_summary", {}).get("step", 0))))
     except FileNotFoundError:
@@ -78,11 +93,13 @@ def runs(tmp_path_factory):
     data.mkdir()
     for i in range(4):
         write_audio(data / f"clip_{i}.wav", speech_like(2.0, i), SR)
-    kill_after = random.Random(KILL_SEED).randint(EVERY + 1, STEPS - 4)   # at least one checkpoint exists by then
-    full = subprocess.Popen(train_cmd(data, root / "full"), env=ENV, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    killed = subprocess.Popen(train_cmd(data, root / "killed"), env=ENV, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)
+    kill_after = random.Random(KILL_SEED).randint(EVERY + 1, STEPS - 4)  # at least one checkpoint exists by then
+    full = subprocess.Popen(
+        train_cmd(data, root / "full"), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
+    killed = subprocess.Popen(
+        train_cmd(data, root / "killed"), env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     run_dir = root / "killed" / "telucodec"
     deadline = time.monotonic() + 150
     while progress(run_dir) < kill_after:
@@ -103,7 +120,7 @@ def test_no_half_written_checkpoint_after_kill(runs):
     ckpts = sorted(run_dir.glob("step_*.pt"))
     assert ckpts, "no checkpoint was written before the kill"
     assert not (run_dir / f"step_{STEPS:08d}.pt").exists(), "killed after the end: the test proved nothing"
-    for p in ckpts:                                  # every file under a final name loads and verifies
+    for p in ckpts:  # every file under a final name loads and verifies
         state = load_checkpoint(p)
         assert state["step"] == int(p.stem.split("_")[1])
 
@@ -114,8 +131,9 @@ def test_resume_after_sigkill_is_bit_identical(runs):
     newest = max(int(p.stem.split("_")[1]) for p in run_dir.glob("step_*.pt"))
     # a leftover temporary file from a save that never finished must be ignored
     (run_dir / f"step_{newest + EVERY:08d}.pt.tmp-99999").write_bytes(b"PK\x03\x04 half a zip")
-    proc = subprocess.run(train_cmd(runs["data"], root / "killed", "--resume"), env=ENV, capture_output=True,
-                          text=True, timeout=150)
+    proc = subprocess.run(
+        train_cmd(runs["data"], root / "killed", "--resume"), env=ENV, capture_output=True, text=True, timeout=150
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and f"done: {STEPS} steps" in proc.stdout
     a, b = final_state(run_dir), final_state(root / "full" / "telucodec")
@@ -136,11 +154,11 @@ def test_damaged_newest_checkpoint_falls_back_to_previous(runs, damage, tmp_path
     shutil.copytree(src, work / "telucodec")
     newest = work / "telucodec" / f"step_{STEPS:08d}.pt"
     data = bytearray(newest.read_bytes())
-    if damage == "truncated":                     # as a crash could leave it: no sidecar, so the loader must see it
+    if damage == "truncated":  # as a crash could leave it: no sidecar, so the loader must see it
         newest.write_bytes(data[: len(data) // 2])
         (newest.parent / (newest.name + ".sha256")).unlink()
     else:
-        data[len(data) // 3] ^= 0x10                 # one bit in tensor data: only the SHA-256 sidecar sees it
+        data[len(data) // 3] ^= 0x10  # one bit in tensor data: only the SHA-256 sidecar sees it
         newest.write_bytes(bytes(data))
     capsys.readouterr()
     rc = cli.main(train_cmd(runs["data"], work, "--resume")[3:])

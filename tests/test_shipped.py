@@ -1,6 +1,6 @@
 """The shipped model: `telucodec.load()` finds it, it is small, it codes at every advertised rate, more bits sound
 better, and `python -m telucodec demo` writes and scores every system on a held-out sentence."""
-import json
+
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_load_without_a_path_gives_the_shipped_model_and_it_is_small():
     model = telucodec.load()
     assert Path(model.source) == PRETRAINED
-    assert PRETRAINED.stat().st_size < 10 * 2 ** 20
+    assert PRETRAINED.stat().st_size < 10 * 2**20
     assert model.config.bitrate(3) == 1500 and model.config.bitrate(12) == 6000
     card = (PRETRAINED.parent / "MODEL_CARD.md").read_text()
     assert "Opus" in card and "Command" in card
@@ -27,8 +27,13 @@ def test_load_without_a_path_gives_the_shipped_model_and_it_is_small():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
-    proc = subprocess.run([sys.executable, "-m", "telucodec", "demo", "--out", str(out), "--no-visqol"],
-                          capture_output=True, text=True, timeout=600, cwd=REPO)
+    proc = subprocess.run(
+        [sys.executable, "-m", "telucodec", "demo", "--out", str(out), "--no-visqol"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=REPO,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return out, proc.stdout
 
@@ -45,6 +50,7 @@ def test_demo_writes_every_system_and_prints_the_table(demo):
 def test_more_bits_give_a_closer_copy_on_the_held_out_sentence():
     from telucodec.cli.demo import demo_clip
     from telucodec.evaluation.scoring import score
+
     model = telucodec.load()
     _, x = demo_clip()
     rows = {k: score(x, model.decode(model.encode(x, 16000, kbps=k), len(x)), 16000) for k in (1.5, 3.0, 6.0)}

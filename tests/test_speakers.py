@@ -1,20 +1,30 @@
 """Speaker lists (telucodec.data.speakers): disjoint by speaker, stable, and the committed test list is what it says."""
+
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 
+from telucodec.data.speakers import (
+    Utterance,
+    check_disjoint,
+    load_list,
+    read_list,
+    read_manifest,
+    split_speakers,
+    write_list,
+)
 from telucodec.errors import BadAudioWarning, DataError
 from telucodec.paths import RESULTS_DIR
-from telucodec.data.speakers import (Utterance, check_disjoint, load_list, read_list, read_manifest, split_speakers,
-                                write_list)
 
 
 def _corpus(n_speakers, clips_each=1, corpus="c", languages=("a", "b")):
-    return [Utterance(corpus, f"{corpus}/s{s}_{k}.wav", f"spk{s}", languages[s % len(languages)])
-            for s in range(n_speakers) for k in range(clips_each)]
+    return [
+        Utterance(corpus, f"{corpus}/s{s}_{k}.wav", f"spk{s}", languages[s % len(languages)])
+        for s in range(n_speakers)
+        for k in range(clips_each)
+    ]
 
 
 def _speakers(utts, which):
@@ -28,7 +38,7 @@ def test_split_is_by_speaker_and_counts_match():
     assert len([s for s in _speakers(out, "test") if s[0] == "c"]) == 6
     assert len([s for s in _speakers(out, "tune") if s[0] == "d"]) == 2
     by_speaker = {}
-    for u in out:                                   # every clip of a speaker is on the same list
+    for u in out:  # every clip of a speaker is on the same list
         assert by_speaker.setdefault((u.corpus, u.speaker), u.list) == u.list
     check_disjoint(*[[u for u in out if u.list == w] for w in ("train", "tune", "test")])
 
@@ -43,7 +53,7 @@ def test_adding_speakers_moves_no_one_already_held_out():
     before = split_speakers(_corpus(30, languages=("x",)), test={"c": 5}, tune={"c": 5})
     after = split_speakers(_corpus(31, languages=("x",)), test={"c": 5}, tune={"c": 5})
     moved = _speakers(before, "test") - _speakers(after, "test")
-    assert len(moved) <= 1                        # at most the one displaced by the newcomer's rank
+    assert len(moved) <= 1  # at most the one displaced by the newcomer's rank
 
 
 def test_prolific_speakers_stay_in_training():
@@ -91,7 +101,7 @@ def test_load_list_caches_and_names_bad_files(tmp_path, monkeypatch):
     utts = [Utterance("c", "good.wav", "a"), Utterance("c", "bad.wav", "b")]
     with pytest.warns(BadAudioWarning, match="bad.wav"):
         out = load_list(utts, tmp_path, 16000)
-    assert [u.file for u, _ in out] == ["good.wav"] and len(out[0][1]) == 16000     # resampled to 16 kHz
+    assert [u.file for u, _ in out] == ["good.wav"] and len(out[0][1]) == 16000  # resampled to 16 kHz
     assert len(list((tmp_path / "cache" / "decoded").rglob("*.npy"))) == 1
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

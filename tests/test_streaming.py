@@ -9,6 +9,7 @@
 * TlcWriter writes pack()'s bytes; TlcReader reads them back; a truncated .tlc decodes what arrived, with a warning
   naming the file; the CLI streams and gives the API's codes.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -19,13 +20,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from telucodec.coding import bitstream, streaming
 from telucodec.cli import commands as cli
+from telucodec.codec.model import Codec
+from telucodec.coding import bitstream, streaming
+from telucodec.coding.inference import PRETRAINED, CodecModel, export_safetensors, load
 from telucodec.config import preset
 from telucodec.errors import BitstreamError, TeluCodecError
 from telucodec.fixes import Fixes
-from telucodec.coding.inference import PRETRAINED, CodecModel, export_safetensors, load
-from telucodec.codec.model import Codec
 
 SR, HOP = 16000, 320
 CI = preset("ci").codec
@@ -41,9 +42,9 @@ def tiny(name: str) -> CodecModel:
     torch.manual_seed(0)
     codec = Codec(VARIANTS[name], Fixes.all())
     with torch.no_grad():
-        if codec.envelope is not None:                    # unfitted codebooks are all zero: make them codes
+        if codec.envelope is not None:  # unfitted codebooks are all zero: make them codes
             codec.envelope.codebooks.normal_(-4.0, 2.0, generator=torch.Generator().manual_seed(1))
-        if codec.postfilter is not None:                  # its last layer starts at zero (out = raw): wake it
+        if codec.postfilter is not None:  # its last layer starts at zero (out = raw): wake it
             codec.postfilter.head[-1].weight.normal_(0.0, 0.3, generator=torch.Generator().manual_seed(2))
     return CodecModel(codec, source=f"tiny {name}")
 
@@ -73,23 +74,25 @@ def test_measured_receptive_field_is_tight(models, name):
     with torch.no_grad():
         z = codec.encoder(x)[..., c]
 
-        def moved(i):                                     # does frame c's latent move when sample i does?
+        def moved(i):  # does frame c's latent move when sample i does?
             y = x.clone()
             y[..., i] += 0.5
             return not torch.equal(codec.encoder(y)[..., c], z)
+
         last = (c + 1) * HOP - 1
         assert moved(last + ctx.encoder_right) and not moved(last + ctx.encoder_right + 1)
         assert moved(c * HOP - ctx.encoder_left) and not moved(c * HOP - ctx.encoder_left - 1)
         latent = torch.randn(1, CI.latent_dim, frames, generator=torch.Generator().manual_seed(0))
-        out = codec.decoder(latent)[..., c * HOP:(c + 1) * HOP]
+        out = codec.decoder(latent)[..., c * HOP : (c + 1) * HOP]
 
-        def heard(j):                                     # do frame c's samples move when code frame j does?
+        def heard(j):  # do frame c's samples move when code frame j does?
             lat = latent.clone()
             lat[..., j] += 0.5
-            return not torch.equal(codec.decoder(lat)[..., c * HOP:(c + 1) * HOP], out)
+            return not torch.equal(codec.decoder(lat)[..., c * HOP : (c + 1) * HOP], out)
+
         assert heard(c + ctx.decoder_right) and not heard(c + ctx.decoder_right + 1)
         assert heard(c - ctx.decoder_left) and not heard(c - ctx.decoder_left - 1)
-    if name == "vocos":                                   # ConvNeXt blocks at the frame rate see further
+    if name == "vocos":  # ConvNeXt blocks at the frame rate see further
         assert ctx.decoder_right > streaming.context(models["conv"]).decoder_right
 
 
@@ -98,11 +101,11 @@ def test_shipped_model_delay_as_documented():
     ctx = streaming.context(load())
     # encoder: 612 samples (38.25 ms) of look-ahead; decoder: 6 frames measured + 1 for the envelope gains' drift
     assert (ctx.encoder_left, ctx.encoder_right, ctx.decoder_left, ctx.decoder_right) == (612, 612, 7, 7)
-    assert ctx.algorithmic_delay_samples == 320 + 612 + 7 * 320          # 198.25 ms at 16 kHz
+    assert ctx.algorithmic_delay_samples == 320 + 612 + 7 * 320  # 198.25 ms at 16 kHz
 
 
 # ------------------------------------------------------------------------------- chunked == whole
-LENGTHS = [3 * SR + 123, 4 * SR + 319, 5 * SR, 50 * 321]        # three end mid-frame
+LENGTHS = [3 * SR + 123, 4 * SR + 319, 5 * SR, 50 * 321]  # three end mid-frame
 
 
 @pytest.mark.parametrize("name", list(VARIANTS))
@@ -111,7 +114,7 @@ def test_chunked_equals_whole_file(models, name):
     for i, n in enumerate(LENGTHS):
         x = speech_like(n, seed=i)
         whole = model.encode(x, SR, chunk_seconds=0)
-        chunked = model.encode(x, SR, chunk_seconds=0.5)         # 25-frame pieces: boundaries everywhere
+        chunked = model.encode(x, SR, chunk_seconds=0.5)  # 25-frame pieces: boundaries everywhere
         assert whole.shape == (12, math.ceil(n / HOP))
         np.testing.assert_array_equal(chunked, whole, err_msg=f"{name}, {n} samples")
         for num_samples in (n, None):
@@ -119,7 +122,7 @@ def test_chunked_equals_whole_file(models, name):
             y_chunked = model.decode(whole, num_samples, chunk_seconds=0.5)
             assert y_chunked.shape == y_whole.shape == ((n if num_samples else whole.shape[1] * HOP),)
             np.testing.assert_allclose(y_chunked, y_whole, rtol=1e-4, atol=1e-5, err_msg=f"{name}, {n} samples")
-        assert np.abs(y_whole).max() > 1e-3                     # not trivially equal
+        assert np.abs(y_whole).max() > 1e-3  # not trivially equal
 
 
 class LatentEncoder(streaming.StreamEncoder):
@@ -175,7 +178,7 @@ def test_stream_round_trip_any_push_sizes(models, name):
     got, at = [], 0
     while at < n:
         k = int(rng.choice([1, 7, 320, 333, 2000]))
-        got.append(enc.push(x[at:at + k]))
+        got.append(enc.push(x[at : at + k]))
         at += k
     got.append(enc.flush())
     codes = np.concatenate(got, axis=1)
@@ -187,17 +190,17 @@ def test_stream_round_trip_any_push_sizes(models, name):
     out, at = [], 0
     while at < codes.shape[1]:
         k = int(rng.choice([1, 2, 5, 13]))
-        out.append(dec.push(codes[:, at:at + k]))
+        out.append(dec.push(codes[:, at : at + k]))
         at += k
     out.append(dec.flush())
     y = np.concatenate(out)
     assert y.shape == (n,) and dec.samples_out == n
     np.testing.assert_allclose(y, want, rtol=1e-4, atol=1e-5)
 
-    live = model.stream_decoder()                             # length unknown: the time-aligned gain step
+    live = model.stream_decoder()  # length unknown: the time-aligned gain step
     y_live = np.concatenate([live.push(codes[:, :30]), live.push(codes[:, 30:]), live.flush()])
     assert y_live.shape == (codes.shape[1] * HOP,)
-    if name == "envelope":                                    # close, not equal: the whole file's step is T/(2T+1)
+    if name == "envelope":  # close, not equal: the whole file's step is T/(2T+1)
         assert np.abs(y_live[:n] - want).max() < 0.05 * np.abs(want).max()
     else:
         np.testing.assert_allclose(y_live[:n], want, rtol=1e-4, atol=1e-5)
@@ -235,15 +238,22 @@ def test_tlc_writer_writes_packs_bytes_and_reader_reads_them(tmp_path, n_q, code
     frames = 101
     codes = rng.integers(0, codebook_size, (n_q, frames))
     path = tmp_path / "s.tlc"
-    with bitstream.TlcWriter(path, n_q=n_q, sample_rate=SR, codebook_size=codebook_size, hop_length=HOP,
-                             envelope_stages=1 if n_q > 1 else 0) as w:
+    with bitstream.TlcWriter(
+        path, n_q=n_q, sample_rate=SR, codebook_size=codebook_size, hop_length=HOP, envelope_stages=1 if n_q > 1 else 0
+    ) as w:
         at = 0
         for k in (1, 0, 3, 17, 80):
-            w.write(codes[:, at:at + k])
+            w.write(codes[:, at : at + k])
             at += k
         w.finish(frames * HOP - 100)
-    want = bitstream.pack(codes, sample_rate=SR, codebook_size=codebook_size, hop_length=HOP,
-                          num_samples=frames * HOP - 100, envelope_stages=1 if n_q > 1 else 0)
+    want = bitstream.pack(
+        codes,
+        sample_rate=SR,
+        codebook_size=codebook_size,
+        hop_length=HOP,
+        num_samples=frames * HOP - 100,
+        envelope_stages=1 if n_q > 1 else 0,
+    )
     assert path.read_bytes() == want
     assert not list(tmp_path.glob("*.tmp-*"))
     r = bitstream.TlcReader(path)
@@ -265,8 +275,9 @@ def test_tlc_writer_refuses_what_pack_refuses_and_leaves_nothing(tmp_path):
 
 
 def test_tlc_reader_keeps_every_check_of_read_tlc(tmp_path):
-    data = bitstream.pack(np.arange(30).reshape(3, 10) % 1024, sample_rate=SR, codebook_size=1024,
-                          hop_length=HOP, num_samples=3200)
+    data = bitstream.pack(
+        np.arange(30).reshape(3, 10) % 1024, sample_rate=SR, codebook_size=1024, hop_length=HOP, num_samples=3200
+    )
     cases = {"crc": bytearray(data), "trailing": data + b"\0", "magic": b"XXXX" + data[4:]}
     cases["crc"][40] ^= 1
     for name, blob in cases.items():
@@ -276,7 +287,7 @@ def test_tlc_reader_keeps_every_check_of_read_tlc(tmp_path):
         with pytest.raises(BitstreamError) as streamed:
             bitstream.TlcReader(tmp_path / f"{name}.tlc")
         assert str(streamed.value) == str(strict.value)
-    for cut in (0, 10, 27, 28, 29):                              # no whole frame (30 bits) arrived
+    for cut in (0, 10, 27, 28, 29):  # no whole frame (30 bits) arrived
         (tmp_path / "cut.tlc").write_bytes(data[:cut])
         with pytest.raises(BitstreamError, match="cut.tlc: truncated"):
             bitstream.TlcReader(tmp_path / "cut.tlc")
@@ -300,9 +311,9 @@ def test_truncated_tlc_gives_the_frames_that_arrived_with_a_warning(tmp_path):
     w.abort()
     with pytest.warns(bitstream.TruncatedStreamWarning, match="never finished"):
         r = bitstream.TlcReader(tmp_path / "killed.tlc")
-    assert r.num_frames == 8                                     # 8 x 30 bits are whole bytes; 2 wait for more
+    assert r.num_frames == 8  # 8 x 30 bits are whole bytes; 2 wait for more
     with pytest.raises(BitstreamError, match="truncated"):
-        bitstream.read_tlc(tmp_path / "killed.tlc")              # the strict reader stays strict
+        bitstream.read_tlc(tmp_path / "killed.tlc")  # the strict reader stays strict
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -321,16 +332,18 @@ def envelope_checkpoint(tmp_path_factory):
 
 
 def test_cli_streams_and_gives_the_api_result(tmp_path, capsys, monkeypatch, envelope_checkpoint):
-    monkeypatch.setattr(streaming, "DEFAULT_CHUNK_SECONDS", 0.5)     # several pieces and blocks on a short file
+    monkeypatch.setattr(streaming, "DEFAULT_CHUNK_SECONDS", 0.5)  # several pieces and blocks on a short file
     monkeypatch.setattr(streaming, "BLOCK_SECONDS", 0.3)
     n = 44100 * 3 + 17
     stereo = np.stack([speech_like(n, 1), speech_like(n, 2)], 1)
     sf.write(tmp_path / "in.flac", stereo, 44100)
-    rc, out, err = run(["encode", tmp_path / "in.flac", tmp_path / "x.tlc", "--checkpoint", envelope_checkpoint,
-                        "--kbps", 3], capsys)
+    rc, out, err = run(
+        ["encode", tmp_path / "in.flac", tmp_path / "x.tlc", "--checkpoint", envelope_checkpoint, "--kbps", 3], capsys
+    )
     assert rc == 0 and err == [], err
     model = load(envelope_checkpoint)
     from telucodec.data.audio_io import read_audio
+
     wav = read_audio(tmp_path / "in.flac", SR)
     stream = bitstream.read_tlc(tmp_path / "x.tlc")
     assert stream.num_samples == wav.size and stream.envelope_stages == 2
@@ -340,12 +353,13 @@ def test_cli_streams_and_gives_the_api_result(tmp_path, capsys, monkeypatch, env
     y, sr = sf.read(tmp_path / "y.wav", dtype="float32")
     want = np.clip(model.decode(stream.codes, stream.num_samples, chunk_seconds=0), -1, 1)
     assert sr == SR and y.shape == want.shape
-    assert np.abs(y - want).max() <= 1.5 / 32768                 # 16-bit PCM rounding
+    assert np.abs(y - want).max() <= 1.5 / 32768  # 16-bit PCM rounding
     # cut off: the frames that arrived, one warning line naming the file; no frame at all: one error line
     data = (tmp_path / "x.tlc").read_bytes()
-    (tmp_path / "cut.tlc").write_bytes(data[:len(data) // 2])
-    rc, out, err = run(["decode", tmp_path / "cut.tlc", tmp_path / "cut.wav", "--checkpoint", envelope_checkpoint],
-                       capsys)
+    (tmp_path / "cut.tlc").write_bytes(data[: len(data) // 2])
+    rc, out, err = run(
+        ["decode", tmp_path / "cut.tlc", tmp_path / "cut.wav", "--checkpoint", envelope_checkpoint], capsys
+    )
     assert rc == 0 and len(err) == 1 and err[0].startswith("warning: ") and "cut.tlc: truncated" in err[0], err
     arrived = (len(data) // 2 - 28) * 8 // (6 * 10)
     y_cut, _ = sf.read(tmp_path / "cut.wav", dtype="float32")
@@ -353,14 +367,16 @@ def test_cli_streams_and_gives_the_api_result(tmp_path, capsys, monkeypatch, env
     want_cut = np.clip(model.decode(stream.codes[:, :arrived], arrived * HOP, chunk_seconds=0), -1, 1)
     assert np.abs(y_cut - want_cut).max() <= 1.5 / 32768
     (tmp_path / "head.tlc").write_bytes(data[:28])
-    rc, out, err = run(["decode", tmp_path / "head.tlc", tmp_path / "h.wav", "--checkpoint", envelope_checkpoint],
-                       capsys)
+    rc, out, err = run(
+        ["decode", tmp_path / "head.tlc", tmp_path / "h.wav", "--checkpoint", envelope_checkpoint], capsys
+    )
     assert rc == 2 and len(err) == 1 and err[0].startswith("error: ") and "head.tlc" in err[0], err
     assert not (tmp_path / "h.wav").exists()
     # bad audio in: one line naming the file, no .tlc left behind
     (tmp_path / "notes.wav").write_text("not audio\n" * 50)
-    rc, out, err = run(["encode", tmp_path / "notes.wav", tmp_path / "n.tlc", "--checkpoint", envelope_checkpoint],
-                       capsys)
+    rc, out, err = run(
+        ["encode", tmp_path / "notes.wav", tmp_path / "n.tlc", "--checkpoint", envelope_checkpoint], capsys
+    )
     assert rc == 2 and len(err) == 1 and "notes.wav" in err[0] and "not a readable" in err[0], err
     assert not list(tmp_path.glob("n.tlc*"))
 
@@ -371,6 +387,7 @@ def test_the_books_streaming_example_runs_and_matches_the_file_length(tmp_path, 
     from pathlib import Path
 
     import soundfile as sf
+
     page = (Path(__file__).resolve().parent.parent / "book" / "using_the_package.md").read_text()
     code = re.search(r"For live audio.*?```python\n(.*?)```", page, re.S).group(1)
     rng = np.random.default_rng(0)

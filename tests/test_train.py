@@ -1,4 +1,5 @@
 """Training lowers the loss, resumes bit-identically, and stops cleanly on NaN."""
+
 import json
 from dataclasses import replace
 
@@ -35,10 +36,18 @@ def test_the_working_recipe_leaves_the_silent_plateau_where_the_story_s_fixes_st
     120 steps on these clips Fixes.all() with the story's loss stays at SI-SNR about -50 dB (a quiet output
     unrelated to the input) while the working recipe climbs to about -9 dB and rising."""
     from telucodec.training.recipes import recipe
+
     story = fit("ci", Fixes.all(), clips, steps=120, print_epochs=False)
     r = recipe("working", "ci")
-    working = fit("ci", r.fixes, clips, codec_config=replace(r.codec, kmeans_buffer=1024), train_config=r.train,
-                  steps=120, print_epochs=False)
+    working = fit(
+        "ci",
+        r.fixes,
+        clips,
+        codec_config=replace(r.codec, kmeans_buffer=1024),
+        train_config=r.train,
+        steps=120,
+        print_epochs=False,
+    )
     assert story.epochs[-1]["si_snr_db"] < -30
     assert working.epochs[-1]["si_snr_db"] > -20
     assert working.epochs[-1]["si_snr_db"] > working.epochs[len(working.epochs) // 2]["si_snr_db"] + 5
@@ -47,12 +56,37 @@ def test_the_working_recipe_leaves_the_silent_plateau_where_the_story_s_fixes_st
 
 def test_resume_is_bit_identical(clips, tmp_path):
     tc = replace(PRESETS["ci"].train, checkpoint_every=4)
-    a = fit("ci", Fixes.all(), clips, train_config=tc, steps=12, checkpoint_dir=tmp_path, experiment_name="a",
-            print_epochs=False)
-    fit("ci", Fixes.all(), clips, train_config=tc, steps=7, checkpoint_dir=tmp_path, experiment_name="b",
-        print_epochs=False)
-    b = fit("ci", Fixes.all(), clips, train_config=tc, steps=12, checkpoint_dir=tmp_path, experiment_name="b",
-            resume=True, print_epochs=False)
+    a = fit(
+        "ci",
+        Fixes.all(),
+        clips,
+        train_config=tc,
+        steps=12,
+        checkpoint_dir=tmp_path,
+        experiment_name="a",
+        print_epochs=False,
+    )
+    fit(
+        "ci",
+        Fixes.all(),
+        clips,
+        train_config=tc,
+        steps=7,
+        checkpoint_dir=tmp_path,
+        experiment_name="b",
+        print_epochs=False,
+    )
+    b = fit(
+        "ci",
+        Fixes.all(),
+        clips,
+        train_config=tc,
+        steps=12,
+        checkpoint_dir=tmp_path,
+        experiment_name="b",
+        resume=True,
+        print_epochs=False,
+    )
     sa, sb = a.model.state_dict(), b.model.state_dict()
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
     assert b.step == 12
@@ -61,16 +95,34 @@ def test_resume_is_bit_identical(clips, tmp_path):
 def test_resume_refuses_another_configuration(clips, tmp_path):
     fit("ci", Fixes.all(), clips, steps=2, checkpoint_dir=tmp_path, experiment_name="x", print_epochs=False)
     from telucodec.errors import TeluCodecError
+
     with pytest.raises(TeluCodecError, match="another model configuration or other fixes"):
-        fit("ci", Fixes.none(), clips, steps=4, checkpoint_dir=tmp_path, experiment_name="x", resume=True,
-            print_epochs=False)
+        fit(
+            "ci",
+            Fixes.none(),
+            clips,
+            steps=4,
+            checkpoint_dir=tmp_path,
+            experiment_name="x",
+            resume=True,
+            print_epochs=False,
+        )
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(clips, tmp_path):
     tc = replace(PRESETS["ci"].train, checkpoint_every=2)
     with pytest.raises(TrainingDiverged, match="loss is nan at step 5"):
-        fit("ci", Fixes.all(), clips, train_config=tc, steps=10, checkpoint_dir=tmp_path, experiment_name="n",
-            inject_nonfinite_at=5, print_epochs=False)
+        fit(
+            "ci",
+            Fixes.all(),
+            clips,
+            train_config=tc,
+            steps=10,
+            checkpoint_dir=tmp_path,
+            experiment_name="n",
+            inject_nonfinite_at=5,
+            print_epochs=False,
+        )
     path, state = ckpt.load_latest_good(tmp_path / "n")
     assert state["step"] == 4
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
@@ -91,8 +143,16 @@ def test_epoch_diagnostics_are_the_story_s(clips, capsys):
 
 
 def test_metrics_jsonl_is_written(clips, tmp_path):
-    fit("ci", Fixes.none(), clips, steps=4, log_every=2, checkpoint_dir=tmp_path, experiment_name="m",
-        print_epochs=False)
+    fit(
+        "ci",
+        Fixes.none(),
+        clips,
+        steps=4,
+        log_every=2,
+        checkpoint_dir=tmp_path,
+        experiment_name="m",
+        print_epochs=False,
+    )
     lines = [json.loads(l) for l in (tmp_path / "m" / "metrics.jsonl").read_text().splitlines()]
     steps = [l["step"] for l in lines if "step" in l]
     assert steps == [2, 4]

@@ -1,10 +1,11 @@
 """The yardstick (telucodec.evaluation.yardstick): bits from the file, Opus's spent rate, levels, bandwidth, statistics."""
+
 import numpy as np
 import pytest
 
-from telucodec.evaluation import yardstick as y
-from telucodec.data.audio_io import loudness_lufs
 from telucodec.coding.inference import CodecModel
+from telucodec.data.audio_io import loudness_lufs
+from telucodec.evaluation import yardstick as y
 
 SR = 16000
 
@@ -22,14 +23,16 @@ def _speechlike(seconds=3.0, seed=0):
 
 def test_telucodec_bits_are_the_tlc_file_length():
     from telucodec.coding.bitstream import pack
+
     model = CodecModel.untrained("ci")
     x = _speechlike(2.0)
     est, bits = y.telucodec_round_trip(model, x, 6.0)
     codes = model.encode(x, SR, kbps=6.0)
-    assert bits == 8 * len(pack(codes, sample_rate=SR, codebook_size=1024, hop_length=model.config.hop_length,
-                                num_samples=len(x)))
+    assert bits == 8 * len(
+        pack(codes, sample_rate=SR, codebook_size=1024, hop_length=model.config.hop_length, num_samples=len(x))
+    )
     nominal = model.config.bitrate(codes.shape[0]) * len(x) / SR
-    assert nominal < bits < nominal + 8 * 64              # the payload plus a header and a checksum
+    assert nominal < bits < nominal + 8 * 64  # the payload plus a header and a checksum
     assert est.shape == x.shape
 
 
@@ -46,7 +49,7 @@ def test_opus_bits_are_its_packets_and_vbr_spends_under_target():
 def test_equal_bits_is_the_lowest_target_spending_95_percent():
     spent = {6.0: 5.3, 8.0: 7.0, 10.0: 9.2, 12.0: 11.0}
     assert y.equal_bits_target(6.06, spent) == 8.0
-    assert y.equal_bits_target(5.5, spent) == 6.0        # 5.3 >= 0.95 x 5.5
+    assert y.equal_bits_target(5.5, spent) == 6.0  # 5.3 >= 0.95 x 5.5
     assert y.equal_bits_target(5.7, spent) == 8.0
     assert y.equal_bits_target(20.0, spent) == 12.0
 
@@ -69,8 +72,11 @@ def test_set_level_clips_at_full_scale_and_says_how_much():
 
 def test_passband_finds_a_low_pass():
     from scipy.signal import butter, sosfiltfilt
-    x = [_speechlike(3.0, s) + 0.05 * np.random.default_rng(s).standard_normal(3 * SR).astype(np.float32)
-         for s in range(2)]
+
+    x = [
+        _speechlike(3.0, s) + 0.05 * np.random.default_rng(s).standard_normal(3 * SR).astype(np.float32)
+        for s in range(2)
+    ]
     sos = butter(10, 4000, fs=SR, output="sos")
     lp = [sosfiltfilt(sos, c) for c in x]
     assert 3750 <= y.passband_hz(x, lp) <= 4500
@@ -79,10 +85,11 @@ def test_passband_finds_a_low_pass():
 
 def test_mel_distance_4k_ignores_the_band_above_4k():
     from scipy.signal import butter, sosfiltfilt
+
     x = _speechlike(2.0) + 0.05 * np.random.default_rng(1).standard_normal(2 * SR).astype(np.float32)
     lp = sosfiltfilt(butter(10, 4500, fs=SR, output="sos"), x)
     assert y.mel_distance_4k(x, lp) < 0.05
-    assert y.mel_distance_4k(x, 0.5 * x) > 0.25           # a 6 dB error is log10(2) = 0.3
+    assert y.mel_distance_4k(x, 0.5 * x) > 0.25  # a 6 dB error is log10(2) = 0.3
 
 
 def test_dnsmos_prefers_the_clean_signal():
@@ -95,9 +102,9 @@ def test_dnsmos_prefers_the_clean_signal():
 
 def test_compare_needs_the_interval_to_exclude_zero():
     rng = np.random.default_rng(0)
-    base = [{"clip": str(i), "pesq_wb": 2 + rng.normal(0, .3)} for i in range(30)]
-    better = [{"clip": r["clip"], "pesq_wb": r["pesq_wb"] + 0.2 + rng.normal(0, .05)} for r in base]
-    tie = [{"clip": r["clip"], "pesq_wb": r["pesq_wb"] + rng.normal(0, .3)} for r in base]
+    base = [{"clip": str(i), "pesq_wb": 2 + rng.normal(0, 0.3)} for i in range(30)]
+    better = [{"clip": r["clip"], "pesq_wb": r["pesq_wb"] + 0.2 + rng.normal(0, 0.05)} for r in base]
+    tie = [{"clip": r["clip"], "pesq_wb": r["pesq_wb"] + rng.normal(0, 0.3)} for r in base]
     assert y.compare(better, base, ["pesq_wb"])["pesq_wb"]["verdict"] == "better"
     assert y.compare(base, better, ["pesq_wb"])["pesq_wb"]["verdict"] == "worse"
     assert y.compare(tie, base, ["pesq_wb"])["pesq_wb"]["verdict"] == "no measurable difference"
@@ -107,7 +114,9 @@ def test_a_run_scores_every_system_and_names_equal_bits():
     """Two processes' runs (as recorded; -25 LUFS) merge into the one a single run gives, an extra codec beside."""
     model = CodecModel.untrained("ci")
     clips = [(f"c{i}", _speechlike(2.0, i)) for i in range(2)]
-    kw = dict(kbps=(3.0, 6.0), opus_targets=(6.0, 8.0), visqol_levels=(), others={"TeluCodec earlier 3 kbps": (model, 3.0)})
+    kw = dict(
+        kbps=(3.0, 6.0), opus_targets=(6.0, 8.0), visqol_levels=(), others={"TeluCodec earlier 3 kbps": (model, 3.0)}
+    )
     parts = [y.run(model, clips, levels=(level,), **kw) for level in (-25.0, None)]
     assert parts[0]["equal_bits_opus_target"] is None and "not measured in this run" in y.markdown(parts[0])
     result = y.merge(parts)

@@ -16,11 +16,23 @@ Definitions
   RTF 50 means one second of audio takes 20 ms.  Warm-up runs are excluded; the median of the repeats
   is reported.
 """
+
 from __future__ import annotations
+
 from telucodec.bench.cli import main
 from telucodec.bench.common import DEFAULT_OUT, SR, TELUCODEC_KBPS, machine_info, synthetic_speech
 from telucodec.bench.quality import quality, quality_markdown
 from telucodec.bench.speed import speed, speed_markdown
 
-__all__ = ["synthetic_speech", "machine_info", "quality", "speed", "main", "TELUCODEC_KBPS", "DEFAULT_OUT", "SR",
-           "quality_markdown", "speed_markdown"]
+__all__ = [
+    "synthetic_speech",
+    "machine_info",
+    "quality",
+    "speed",
+    "main",
+    "TELUCODEC_KBPS",
+    "DEFAULT_OUT",
+    "SR",
+    "quality_markdown",
+    "speed_markdown",
+]

@@ -1,4 +1,5 @@
 """Shared by the benchmarks: constants, the synthetic test signal, machine facts, JSON and number formatting."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,6 @@ import platform
 from pathlib import Path
 
 import numpy as np
-
 
 TELUCODEC_KBPS = (1.5, 3.0, 6.0)
 DEFAULT_OUT = "results/bench"
@@ -26,6 +26,7 @@ def synthetic_speech(seconds: float = 3.0, sample_rate: int = SR, seed: int = 0)
     for real speech when judging quality.
     """
     from scipy.signal import butter, lfilter, sosfilt
+
     rng = np.random.default_rng(seed)
     n = int(round(seconds * sample_rate))
     out = np.zeros(n)
@@ -53,7 +54,7 @@ def synthetic_speech(seconds: float = 3.0, sample_rate: int = SR, seed: int = 0)
         else:
             seg = 0.001 * rng.standard_normal(dur)
         env = np.clip(np.sin(np.pi * np.arange(dur) / (dur - 1)), 0.0, 1.0) ** 0.5
-        out[pos:pos + dur] += seg / (np.max(np.abs(seg)) + 1e-9) * env * rng.uniform(0.3, 0.9)
+        out[pos : pos + dur] += seg / (np.max(np.abs(seg)) + 1e-9) * env * rng.uniform(0.3, 0.9)
         pos += dur
     out += 1e-3 * rng.standard_normal(n)
     return (0.7 * out / (np.max(np.abs(out)) + 1e-9)).astype(np.float32)
@@ -74,6 +75,7 @@ def _cpu_model() -> str:
 def _version(module: str):
     try:
         from importlib.metadata import version
+
         return version(module)
     except Exception:
         return None
@@ -82,6 +84,7 @@ def _version(module: str):
 def machine_info() -> dict:
     """CPU model and core count, GPU (if any), and the versions of everything that affects the numbers."""
     import torch
+
     info = {
         "cpu": _cpu_model(),
         "logical_cpus": os.cpu_count(),
@@ -97,6 +100,7 @@ def machine_info() -> dict:
         info[pkg] = _version(pkg)
     try:
         from telucodec import __version__
+
         info["telucodec"] = __version__
     except Exception:
         info["telucodec"] = None
@@ -138,9 +142,6 @@ def _fmt(x, digits=2):
     return f"{x:.{digits}f}"
 
 
-
 def _nanmean(values):
     vals = [v for v in values if v is not None and math.isfinite(v)]
     return float(np.mean(vals)) if vals else float("nan")
-
-

@@ -1,24 +1,30 @@
 """Quality: TeluCodec at 1.5/3/6 kbps against Opus, AMR-NB and Codec2 on held-out speech (PESQ-WB, STOI, ViSQOL,
 SI-SNR, mel distance, bits actually spent)."""
+
 from __future__ import annotations
 
 import math
-import re
 import os
+import re
 import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 
-from telucodec.errors import TeluCodecError
-
 from telucodec.bench.common import SR, TELUCODEC_KBPS, _fmt, _nanmean, _write_json, machine_info, synthetic_speech
+from telucodec.errors import TeluCodecError
 
 
 # ============================================================================================== quality
-def _load_clips(data_dir, max_clips: int, max_seconds: float, quick: bool, split: str | None = None,
-                val_fraction: float | None = None):
+def _load_clips(
+    data_dir,
+    max_clips: int,
+    max_seconds: float,
+    quick: bool,
+    split: str | None = None,
+    val_fraction: float | None = None,
+):
     """[(name, float32 16 kHz mono)] of held-out speech, and a description of where it came from.
 
     No data_dir: the validation split of the embedded corpus, built the way the 'full' preset trains
@@ -28,11 +34,13 @@ def _load_clips(data_dir, max_clips: int, max_seconds: float, quick: bool, split
     if quick:
         clips = [(f"synthetic-{i}", synthetic_speech(2.0, SR, seed=100 + i)) for i in range(min(max_clips, 2))]
         return clips, "synthetic speech-like signals (--quick: code-path check only, not speech)"
-    from telucodec.data import folders as _data
     from telucodec.config import preset as _preset
+    from telucodec.data import folders as _data
+
     train_cfg = _preset("full").train  # corpus_minutes, val_fraction; sample rate defaults to 16 kHz
-    if val_fraction is not None:       # the split a model was trained with (the shipped model: 0.25)
+    if val_fraction is not None:  # the split a model was trained with (the shipped model: 0.25)
         from dataclasses import replace as _replace
+
         train_cfg = _replace(train_cfg, val_fraction=val_fraction)
     if data_dir is None:
         split = split or "val"
@@ -61,6 +69,7 @@ def _load_clips(data_dir, max_clips: int, max_seconds: float, quick: bool, split
 def _load_telucodec(checkpoint, quick: bool):
     """(CodecModel or None, description)."""
     import telucodec
+
     if checkpoint is not None:
         return telucodec.load(checkpoint), f"checkpoint {checkpoint}"
     try:
@@ -69,13 +78,16 @@ def _load_telucodec(checkpoint, quick: bool):
         if quick:
             model = telucodec.CodecModel.untrained("ci", seed=0)
             return model, f"UNTRAINED 'ci' model (--quick code-path check; no checkpoint: {exc})"
-        return None, ("pending checkpoint: no --checkpoint given and no shipped checkpoint "
-                      "(results/pretrained/telucodec.safetensors)")
+        return None, (
+            "pending checkpoint: no --checkpoint given and no shipped checkpoint "
+            "(results/pretrained/telucodec.safetensors)"
+        )
 
 
 def _metrics(ref, est, visqol: bool = False) -> dict:
     """The benchmark's four (or five) numbers, from the package's one scoring function."""
     from telucodec.evaluation.scoring import score
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         row = score(ref, est, SR, perceptual=True, visqol=visqol)
@@ -83,17 +95,30 @@ def _metrics(ref, est, visqol: bool = False) -> dict:
     return {k: row[k] for k in keys}
 
 
-def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *, max_seconds: float = 10.0,
-            split: str | None = None, quick: bool = False, baselines_to_run=None, command: str | None = None,
-            progress=print, visqol: bool = False, val_fraction: float | None = None) -> dict:
+def quality(
+    data_dir=None,
+    checkpoint=None,
+    max_clips: int = 50,
+    out_dir=None,
+    *,
+    max_seconds: float = 10.0,
+    split: str | None = None,
+    quick: bool = False,
+    baselines_to_run=None,
+    command: str | None = None,
+    progress=print,
+    visqol: bool = False,
+    val_fraction: float | None = None,
+) -> dict:
     """Score TeluCodec (1.5/3/6 kbps) and the classical baselines on held-out speech.
 
     Returns a dict with one row per system (mean metrics over clips, bits/s spent), per-clip values,
     the data source, machine and versions.  With `out_dir`, also writes quality.md, quality.json and
     quality.png there.
     """
-    from telucodec.evaluation import baselines as B
     from telucodec.coding import bitstream
+    from telucodec.evaluation import baselines as B
+
     t_start = time.time()
     clips, source = _load_clips(data_dir, max_clips, max_seconds, quick, split, val_fraction)
     total_seconds = sum(len(w) for _, w in clips) / SR
@@ -135,25 +160,34 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
             if family == "telucodec":
                 codes = model.encode(wav, SR, kbps=kbps)  # resamples if the model runs at another rate
                 n_model = int(round(len(wav) * model.sample_rate / SR))
-                blob = bitstream.pack(codes, sample_rate=model.sample_rate,
-                                      codebook_size=model.codec.config.codebook_size,
-                                      hop_length=model.codec.hop_length, num_samples=n_model,
-                                      envelope_stages=model.codec.envelope_stages(codes.shape[0]))
+                blob = bitstream.pack(
+                    codes,
+                    sample_rate=model.sample_rate,
+                    codebook_size=model.codec.config.codebook_size,
+                    hop_length=model.codec.hop_length,
+                    num_samples=n_model,
+                    envelope_stages=model.codec.envelope_stages(codes.shape[0]),
+                )
                 est = model.decode(codes, num_samples=n_model)
                 if model.sample_rate != SR:
                     est = B.resample(est, model.sample_rate, SR)[: len(wav)]
                 bits += 8 * len(blob)
                 payload_bits += 8 * (len(blob) - bitstream.OVERHEAD_BYTES)
-                notes.add(f"{codes.shape[0]} codebooks x {model.codec.config.bits_per_code} bits x "
-                          f"{model.codec.frame_rate:g} frames/s; bits = whole .tlc file incl. its "
-                          f"{bitstream.OVERHEAD_BYTES}-byte header+CRC (payload alone: see kbps_payload in the JSON)")
+                notes.add(
+                    f"{codes.shape[0]} codebooks x {model.codec.config.bits_per_code} bits x "
+                    f"{model.codec.frame_rate:g} frames/s; bits = whole .tlc file incl. its "
+                    f"{bitstream.OVERHEAD_BYTES}-byte header+CRC (payload alone: see kbps_payload in the JSON)"
+                )
             else:
                 r = B.round_trip(key, wav, SR)
                 est = r.decoded
                 bits += 8 * r.payload_bytes
                 payload_bits += 8 * r.payload_bytes
-                per_clip_delay = re.sub(r"delay \d+ samples found by cross-correlation \(peak [0-9.]+\)",
-                                        "delay found per clip by cross-correlation", r.note)
+                per_clip_delay = re.sub(
+                    r"delay \d+ samples found by cross-correlation \(peak [0-9.]+\)",
+                    "delay found per clip by cross-correlation",
+                    r.note,
+                )
                 if per_clip_delay != r.note:
                     delays.append(r.delay_samples)
                 notes.add(per_clip_delay)
@@ -175,13 +209,19 @@ def quality(data_dir=None, checkpoint=None, max_clips: int = 50, out_dir=None, *
             mel_distance=_nanmean(r["mel_distance"] for r in clip_rows),
             visqol=_nanmean(r["visqol"] for r in clip_rows) if visqol else None,
             seconds_to_run=time.time() - t0,
-            note="; ".join(sorted(notes)) + (f" ({min(delays)}-{max(delays)} samples at the codec's rate, median "
-                                             f"{int(np.median(delays))})" if delays else ""),
+            note="; ".join(sorted(notes))
+            + (
+                f" ({min(delays)}-{max(delays)} samples at the codec's rate, median {int(np.median(delays))})"
+                if delays
+                else ""
+            ),
         )
         per_clip[key] = clip_rows
         rows.append(row)
-        progress(f"quality: {label:<18} {row['kbps_spent']:6.2f} kbit/s  PESQ-WB {_fmt(row['pesq_wb'])}  "
-                 f"STOI {_fmt(row['stoi'], 3)}  SI-SNR {_fmt(row['si_snr_db'], 1)} dB  mel {_fmt(row['mel_distance'], 3)}")
+        progress(
+            f"quality: {label:<18} {row['kbps_spent']:6.2f} kbit/s  PESQ-WB {_fmt(row['pesq_wb'])}  "
+            f"STOI {_fmt(row['stoi'], 3)}  SI-SNR {_fmt(row['si_snr_db'], 1)} dB  mel {_fmt(row['mel_distance'], 3)}"
+        )
 
     result = {
         "benchmark": "quality",
@@ -215,14 +255,18 @@ def quality_markdown(result: dict) -> str:
     ]
     for r in result["rows"]:
         if r["status"] != "ok":
-            lines.append(f"| {r['label']} | {r['target_kbps']:g} | {r['status']} | | | | |" + (" |" if with_visqol else ""))
+            lines.append(
+                f"| {r['label']} | {r['target_kbps']:g} | {r['status']} | | | | |" + (" |" if with_visqol else "")
+            )
             continue
         pesq = _fmt(r["pesq_wb"])
         if r["pesq_scored"] < result["clips"]:
             pesq += f" ({r['pesq_scored']}/{result['clips']} clips)"
-        lines.append(f"| {r['label']} | {r['target_kbps']:g} | {r['kbps_spent']:.2f} | {pesq} | {_fmt(r['stoi'], 3)} "
-                     f"| {_fmt(r['si_snr_db'], 1)} | {_fmt(r['mel_distance'], 3)} |"
-                     + (f" {_fmt(r.get('visqol'))} |" if with_visqol else ""))
+        lines.append(
+            f"| {r['label']} | {r['target_kbps']:g} | {r['kbps_spent']:.2f} | {pesq} | {_fmt(r['stoi'], 3)} "
+            f"| {_fmt(r['si_snr_db'], 1)} | {_fmt(r['mel_distance'], 3)} |"
+            + (f" {_fmt(r.get('visqol'))} |" if with_visqol else "")
+        )
     grouped: dict[str, list[str]] = {}
     for r in result["rows"]:
         if r.get("note"):
@@ -233,17 +277,28 @@ def quality_markdown(result: dict) -> str:
 
 def _plot_quality(result: dict, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    panels = [("pesq_wb", "PESQ-WB (MOS-LQO, 1-4.64) ↑"), ("stoi", "STOI (0-1) ↑"),
-              ("si_snr_db", "SI-SNR (dB) ↑"), ("mel_distance", "mel distance (log10-mel L1) ↓")]
+
+    panels = [
+        ("pesq_wb", "PESQ-WB (MOS-LQO, 1-4.64) ↑"),
+        ("stoi", "STOI (0-1) ↑"),
+        ("si_snr_db", "SI-SNR (dB) ↑"),
+        ("mel_distance", "mel distance (log10-mel L1) ↓"),
+    ]
     fig, axes = plt.subplots(2, 2, figsize=(10, 7))
-    families = {"telucodec": ("TeluCodec", "o-", "C0"), "opus": ("Opus", "s--", "C1"),
-                "amrnb": ("AMR-NB", "^--", "C2"), "codec2": ("Codec2", "D--", "C3")}
+    families = {
+        "telucodec": ("TeluCodec", "o-", "C0"),
+        "opus": ("Opus", "s--", "C1"),
+        "amrnb": ("AMR-NB", "^--", "C2"),
+        "codec2": ("Codec2", "D--", "C3"),
+    }
     for ax, (key, ylabel) in zip(axes.flat, panels):
         for fam, (name, style, color) in families.items():
-            rows = sorted([r for r in result["rows"] if r["family"] == fam and r["status"] == "ok"],
-                          key=lambda r: r["kbps_spent"])
+            rows = sorted(
+                [r for r in result["rows"] if r["family"] == fam and r["status"] == "ok"], key=lambda r: r["kbps_spent"]
+            )
             if rows:
                 ax.plot([r["kbps_spent"] for r in rows], [r[key] for r in rows], style, color=color, label=name)
         ax.set_xlabel("bitrate spent (kbit/s)")
@@ -266,5 +321,3 @@ def _write_quality(result: dict, out: Path) -> None:
     (out / "quality.md").write_text(quality_markdown(result))
     _write_json(out / "quality.json", result)
     _plot_quality(result, out / "quality.png")
-
-

@@ -1,5 +1,6 @@
 """Speed: encode/decode real-time factors and training-step time, TeluCodec against EnCodec's architecture in the
 same run."""
+
 from __future__ import annotations
 
 import os
@@ -10,13 +11,14 @@ from pathlib import Path
 
 import numpy as np
 
-from telucodec.errors import TeluCodecError
 from telucodec.bench.common import _write_json, machine_info, synthetic_speech
+from telucodec.errors import TeluCodecError
 
 
 # ================================================================================================ speed
 def _sync(device):
     import torch
+
     if str(device).startswith("cuda"):
         torch.cuda.synchronize()
 
@@ -41,12 +43,15 @@ def _telucodec_codec(checkpoint, preset_name):
     """(nn.Module Codec, description). Speed depends on the architecture only, so untrained is fine."""
     if checkpoint is not None:
         import telucodec
+
         model = telucodec.load(checkpoint)
         return model.codec, f"TeluCodec from {checkpoint}"
     import torch
+
+    from telucodec.codec.model import Codec
     from telucodec.config import preset as _preset
     from telucodec.fixes import Fixes
-    from telucodec.codec.model import Codec
+
     torch.manual_seed(0)
     return Codec(_preset(preset_name).codec, Fixes.all()), f"TeluCodec '{preset_name}' architecture (random weights)"
 
@@ -65,8 +70,10 @@ def _encodec_model():
     for layer in model.quantizer.vq.layers:
         if hasattr(layer._codebook, "inited"):
             layer._codebook.inited.fill_(1.0)
-    return model, ("EnCodec 24 kHz architecture, random weights (pretrained=False), target 6 kbps "
-                   "(8 codebooks); one-off k-means codebook init skipped")
+    return model, (
+        "EnCodec 24 kHz architecture, random weights (pretrained=False), target 6 kbps "
+        "(8 codebooks); one-off k-means codebook init skipped"
+    )
 
 
 class _Runner:
@@ -102,6 +109,7 @@ class _Runner:
         log-mel, VQ loss; all fixes on) applied to each model's own output and VQ penalty."""
         from telucodec.fixes import Fixes
         from telucodec.training.losses import total_loss
+
         if self.kind == "telucodec":
             out = self.module(wav, n_q=self.module.config.n_q)
             est, vq = out["wav"], out["vq_loss"]
@@ -118,13 +126,14 @@ def _time_inference(runners: dict, seconds: float, repeats: int, device) -> dict
     """Encode and decode times for every model, interleaved: each repeat times model A, then model B, so
     that a background load that comes and goes hits both alike.  One warm-up each; medians reported."""
     import torch
+
     state = {}
     with torch.inference_mode():
         for key, runner in runners.items():
             n = int(round(seconds * runner.sample_rate))
             wav = torch.from_numpy(synthetic_speech(seconds, runner.sample_rate, seed=7))[None, None].to(device)
             runner.module.to(device).eval()
-            codes = runner.encode(wav)                       # warm-up
+            codes = runner.encode(wav)  # warm-up
             out = runner.decode(codes, n)
             if out.shape[-1] != n:
                 raise TeluCodecError(f"{key}: decoded {out.shape[-1]} samples for {n}")
@@ -140,21 +149,30 @@ def _time_inference(runners: dict, seconds: float, repeats: int, device) -> dict
     for key, (_, _, _, t) in state.items():
         t_enc, t_dec = statistics.median(t["encode"]), statistics.median(t["decode"])
         c_enc, c_dec = statistics.median(t["encode_cpu"]), statistics.median(t["decode_cpu"])
-        result[key] = {"encode_s": t_enc, "decode_s": t_dec, "encode_rtf": seconds / t_enc,
-                       "decode_rtf": seconds / t_dec, "round_trip_rtf": seconds / (t_enc + t_dec),
-                       "encode_all_s": t["encode"], "decode_all_s": t["decode"],
-                       "encode_cpu_s": c_enc, "decode_cpu_s": c_dec,
-                       "round_trip_rtf_cpu_time": seconds / (c_enc + c_dec) if c_enc + c_dec > 0 else None}
+        result[key] = {
+            "encode_s": t_enc,
+            "decode_s": t_dec,
+            "encode_rtf": seconds / t_enc,
+            "decode_rtf": seconds / t_dec,
+            "round_trip_rtf": seconds / (t_enc + t_dec),
+            "encode_all_s": t["encode"],
+            "decode_all_s": t["decode"],
+            "encode_cpu_s": c_enc,
+            "decode_cpu_s": c_dec,
+            "round_trip_rtf_cpu_time": seconds / (c_enc + c_dec) if c_enc + c_dec > 0 else None,
+        }
     return result
 
 
 def _time_train_step(runners: dict, batch: int, seconds: float, repeats: int, device, warmup: int = 2) -> dict:
     """Time of one training step (forward, backward, AdamW step) per model, interleaved like inference."""
     import torch
+
     state = {}
     for key, runner in runners.items():
-        wav = torch.from_numpy(np.stack([synthetic_speech(seconds, runner.sample_rate, seed=20 + i)
-                                         for i in range(batch)]))[:, None].to(device)
+        wav = torch.from_numpy(
+            np.stack([synthetic_speech(seconds, runner.sample_rate, seed=20 + i) for i in range(batch)])
+        )[:, None].to(device)
         module = runner.module.to(device).train()
         opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
 
@@ -174,8 +192,12 @@ def _time_train_step(runners: dict, batch: int, seconds: float, repeats: int, de
     for key, runner in runners.items():
         runner.module.eval()
         times = state[key][1]
-        result[key] = {"train_step_s": statistics.median(times), "train_step_all_s": times, "batch": batch,
-                       "segment_seconds": seconds}
+        result[key] = {
+            "train_step_s": statistics.median(times),
+            "train_step_all_s": times,
+            "batch": batch,
+            "segment_seconds": seconds,
+        }
     return result
 
 
@@ -188,10 +210,18 @@ def _speed_goals(rows: list, tele_keys: list, all_threads: int) -> list:
         if not cpu_rows:
             continue
         best = max(cpu_rows, key=lambda r: r["round_trip_rtf"])
-        goal = {"model": key, "round_trip_rtf": best["round_trip_rtf"], "device": best["device"],
-                "target": 50.0, "met": best["round_trip_rtf"] >= 50.0, "cpu_threads": all_threads}
-        encodec_best = max((r["round_trip_rtf"] for r in rows if r["model"] == "encodec"
-                            and r["device"] in ("cpu-1", "cpu-all")), default=None)
+        goal = {
+            "model": key,
+            "round_trip_rtf": best["round_trip_rtf"],
+            "device": best["device"],
+            "target": 50.0,
+            "met": best["round_trip_rtf"] >= 50.0,
+            "cpu_threads": all_threads,
+        }
+        encodec_best = max(
+            (r["round_trip_rtf"] for r in rows if r["model"] == "encodec" and r["device"] in ("cpu-1", "cpu-all")),
+            default=None,
+        )
         if encodec_best is not None:
             goal["encodec_round_trip_rtf"] = encodec_best
             goal["faster_than_encodec"] = best["round_trip_rtf"] > encodec_best
@@ -199,15 +229,29 @@ def _speed_goals(rows: list, tele_keys: list, all_threads: int) -> list:
     return goals
 
 
-def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=None, preset: str | None = None,
-          out_dir=None, *, train_batch: int = 4, train_seconds: float = 1.0, train_repeats: int | None = None,
-          include_encodec: bool = True, quick: bool = False, command: str | None = None, progress=print) -> dict:
+def speed(
+    seconds: float = 10.0,
+    repeats: int = 3,
+    devices="auto",
+    checkpoint=None,
+    preset: str | None = None,
+    out_dir=None,
+    *,
+    train_batch: int = 4,
+    train_seconds: float = 1.0,
+    train_repeats: int | None = None,
+    include_encodec: bool = True,
+    quick: bool = False,
+    command: str | None = None,
+    progress=print,
+) -> dict:
     """Encode/decode real-time factors and training-step time: TeluCodec vs EnCodec's 24 kHz architecture.
 
     devices: "auto" (cpu with 1 thread, cpu with all threads, and cuda if available) or a list of
     "cpu-1", "cpu-all", "cuda".  The training step is timed on one of them: cuda, else cpu-all, else cpu-1.
     """
     import torch
+
     train_warmup = 2
     if quick:
         seconds, repeats, train_batch, train_seconds, train_warmup = min(seconds, 0.5), 1, 1, 0.25, 1
@@ -257,16 +301,25 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
                 wall = sum(w for w, _ in _CPU_TIMES)
                 cpu_share[dev] = sum(c for _, c in _CPU_TIMES) / wall / threads if wall > 0 else None
             if dev == train_device:
-                for key, t in _time_train_step(runners, train_batch, train_seconds, train_repeats, device,
-                                               warmup=train_warmup).items():
+                for key, t in _time_train_step(
+                    runners, train_batch, train_seconds, train_repeats, device, warmup=train_warmup
+                ).items():
                     timings[key].update(t)
             for key, runner in runners.items():
-                r = {"model": key, "device": dev, "threads": threads if device == "cpu" else None,
-                     "sample_rate": runner.sample_rate, "bitrate_bps": runner.bitrate(), **timings[key]}
+                r = {
+                    "model": key,
+                    "device": dev,
+                    "threads": threads if device == "cpu" else None,
+                    "sample_rate": runner.sample_rate,
+                    "bitrate_bps": runner.bitrate(),
+                    **timings[key],
+                }
                 rows.append(r)
-                progress(f"speed: {key:<9} {dev:<7} encode RTF {r['encode_rtf']:8.1f}  decode RTF "
-                         f"{r['decode_rtf']:8.1f}  round trip RTF {r['round_trip_rtf']:8.1f}"
-                         + (f"  train step {r['train_step_s'] * 1000:8.1f} ms" if "train_step_s" in r else ""))
+                progress(
+                    f"speed: {key:<9} {dev:<7} encode RTF {r['encode_rtf']:8.1f}  decode RTF "
+                    f"{r['decode_rtf']:8.1f}  round trip RTF {r['round_trip_rtf']:8.1f}"
+                    + (f"  train step {r['train_step_s'] * 1000:8.1f} ms" if "train_step_s" in r else "")
+                )
             for runner in runners.values():
                 runner.module.to("cpu")
     finally:
@@ -294,12 +347,18 @@ def speed(seconds: float = 10.0, repeats: int = 3, devices="auto", checkpoint=No
         "quick": quick,
         "audio_seconds": seconds,
         "repeats": repeats,
-        "train": {"batch": train_batch, "segment_seconds": train_seconds, "repeats": train_repeats,
-                  "warmup": train_warmup,
-                  "loss": "telucodec.training.losses.total_loss (all fixes) on each model's output; AdamW step; "
-                          "no discriminator for either model"},
-        "models": {k: {"description": d, "parameters": r.params(), "sample_rate": r.sample_rate,
-                       "bitrate_bps": r.bitrate()} for k, (r, d) in models.items()},
+        "train": {
+            "batch": train_batch,
+            "segment_seconds": train_seconds,
+            "repeats": train_repeats,
+            "warmup": train_warmup,
+            "loss": "telucodec.training.losses.total_loss (all fixes) on each model's output; AdamW step; "
+            "no discriminator for either model",
+        },
+        "models": {
+            k: {"description": d, "parameters": r.params(), "sample_rate": r.sample_rate, "bitrate_bps": r.bitrate()}
+            for k, (r, d) in models.items()
+        },
         "encodec_note": encodec_note,
         "rows": rows,
         "ratios_telucodec_over_encodec": ratios,
@@ -323,55 +382,85 @@ def speed_markdown(result: dict) -> str:
     lines = [
         f"{result['audio_seconds']:g} s of audio, median of {result['repeats']} timed runs after one warm-up, "
         f"the models interleaved within each repeat. "
-        f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs" + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+        f"Machine: {m['cpu']}, {m['logical_cpus']} logical CPUs"
+        + (f", GPU {m['gpu']}" if m.get("gpu") else "")
         + f"; torch {m['torch']}."
-        + (f" Load average (1/5/15 min) at start {'/'.join(f'{x:.1f}' for x in result['load_average_at_start'])}, "
-           f"at end {'/'.join(f'{x:.1f}' for x in m['load_average_1_5_15min'])}."
-           if result.get("load_average_at_start") and m.get("load_average_1_5_15min") else ""),
+        + (
+            f" Load average (1/5/15 min) at start {'/'.join(f'{x:.1f}' for x in result['load_average_at_start'])}, "
+            f"at end {'/'.join(f'{x:.1f}' for x in m['load_average_1_5_15min'])}."
+            if result.get("load_average_at_start") and m.get("load_average_1_5_15min")
+            else ""
+        ),
         "",
     ]
     for key, d in result["models"].items():
-        lines.append(f"- **{key}**: {d['description']}; {d['parameters'] / 1e6:.2f} M parameters, "
-                     f"{d['sample_rate']} Hz, {d['bitrate_bps'] / 1000:g} kbit/s")
+        lines.append(
+            f"- **{key}**: {d['description']}; {d['parameters'] / 1e6:.2f} M parameters, "
+            f"{d['sample_rate']} Hz, {d['bitrate_bps'] / 1000:g} kbit/s"
+        )
     if "encodec" not in result["models"]:
         lines.append(f"- EnCodec not measured: {result['encodec_note']}")
     share = result.get("cpu_share") or {}
     if share:
-        lines += ["", "CPU share during the inference timings (process CPU time / wall time / threads; 1.0 = the "
-                  "threads had the cores to themselves): " + ", ".join(f"{k} {v:.2f}" for k, v in share.items()
-                                                                      if v is not None) + "."]
-    lines += ["", "RTF = audio seconds / wall seconds (higher is faster). The last RTF column divides by the "
-              "process CPU time instead, for the 1-thread rows only: it estimates the wall-clock RTF on an idle core "
-              "when other jobs share the machine.", "",
-              "| model | device | threads | encode RTF | decode RTF | encode+decode RTF | train step (ms) "
-              "| encode+decode RTF, CPU time |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "CPU share during the inference timings (process CPU time / wall time / threads; 1.0 = the "
+            "threads had the cores to themselves): "
+            + ", ".join(f"{k} {v:.2f}" for k, v in share.items() if v is not None)
+            + ".",
+        ]
+    lines += [
+        "",
+        "RTF = audio seconds / wall seconds (higher is faster). The last RTF column divides by the "
+        "process CPU time instead, for the 1-thread rows only: it estimates the wall-clock RTF on an idle core "
+        "when other jobs share the machine.",
+        "",
+        "| model | device | threads | encode RTF | decode RTF | encode+decode RTF | train step (ms) "
+        "| encode+decode RTF, CPU time |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in result["rows"]:
         train = f"{r['train_step_s'] * 1000:.1f}" if "train_step_s" in r else "—"
         cpu_rtf = r.get("round_trip_rtf_cpu_time")
         cpu_col = f"{cpu_rtf:.1f}" if cpu_rtf and r.get("threads") == 1 else "—"
-        lines.append(f"| {r['model']} | {r['device']} | {r['threads'] or '—'} | {r['encode_rtf']:.1f} | "
-                     f"{r['decode_rtf']:.1f} | {r['round_trip_rtf']:.1f} | {train} | {cpu_col} |")
+        lines.append(
+            f"| {r['model']} | {r['device']} | {r['threads'] or '—'} | {r['encode_rtf']:.1f} | "
+            f"{r['decode_rtf']:.1f} | {r['round_trip_rtf']:.1f} | {train} | {cpu_col} |"
+        )
     if result["ratios_telucodec_over_encodec"]:
-        lines += ["", "TeluCodec / EnCodec (> 1: TeluCodec faster):", "",
-                  "| model | device | encode | decode | encode+decode | train step |", "|---|---|---:|---:|---:|---:|"]
+        lines += [
+            "",
+            "TeluCodec / EnCodec (> 1: TeluCodec faster):",
+            "",
+            "| model | device | encode | decode | encode+decode | train step |",
+            "|---|---|---:|---:|---:|---:|",
+        ]
         for r in result["ratios_telucodec_over_encodec"]:
             ts = f"{r['train_step_speedup']:.2f}×" if "train_step_speedup" in r else "—"
-            lines.append(f"| {r['model']} | {r['device']} | {r['encode_rtf']:.2f}× | {r['decode_rtf']:.2f}× | "
-                         f"{r['round_trip_rtf']:.2f}× | {ts} |")
+            lines.append(
+                f"| {r['model']} | {r['device']} | {r['encode_rtf']:.2f}× | {r['decode_rtf']:.2f}× | "
+                f"{r['round_trip_rtf']:.2f}× | {ts} |"
+            )
     t = result["train"]
     if any("train_step_s" in r for r in result["rows"]):
-        lines += ["", f"Train step: batch {t['batch']} × {t['segment_seconds']:g} s at each model's own rate; "
-                  f"{t['loss']}; median of {t['repeats']} after {t['warmup']} warm-up step(s)."]
+        lines += [
+            "",
+            f"Train step: batch {t['batch']} × {t['segment_seconds']:g} s at each model's own rate; "
+            f"{t['loss']}; median of {t['repeats']} after {t['warmup']} warm-up step(s).",
+        ]
     for g in result.get("goal_50x_on_cpu") or []:
         verdict = "met" if g["met"] else "NOT met"
-        lines.append(f"Goal for {g['model']}: encode+decode ≥ 50× real time on this {g['cpu_threads']}-thread CPU "
-                     f"(best of 1 thread and all threads): {verdict} ({g['round_trip_rtf']:.1f}× with {g['device']})"
-                     + ("" if "faster_than_encodec" not in g else
-                        f"; faster than EnCodec's architecture at its best ({g['encodec_round_trip_rtf']:.1f}×): "
-                        f"{'yes' if g['faster_than_encodec'] else 'no'}") + ".")
+        lines.append(
+            f"Goal for {g['model']}: encode+decode ≥ 50× real time on this {g['cpu_threads']}-thread CPU "
+            f"(best of 1 thread and all threads): {verdict} ({g['round_trip_rtf']:.1f}× with {g['device']})"
+            + (
+                ""
+                if "faster_than_encodec" not in g
+                else f"; faster than EnCodec's architecture at its best ({g['encodec_round_trip_rtf']:.1f}×): "
+                f"{'yes' if g['faster_than_encodec'] else 'no'}"
+            )
+            + "."
+        )
     if result["quick"]:
         lines.append("**--quick run: tiny inputs, one repeat; the numbers are not meaningful.**")
     return "\n".join(lines) + "\n"
-
-

@@ -4,6 +4,7 @@ It takes one sentence of the embedded eSpeak NG corpus from its validation split
 trained on it), codes it at 1.5, 3 and 6 kbps with the shipped model and with the classical codecs at nearby
 rates, writes every version as a wav file and prints PESQ-WB, STOI, ViSQOL, SI-SNR and mel distance.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,10 +23,11 @@ def held_out_clips(seconds: float = 6.0) -> list:
     corpus is one deterministic stream of clips, so its first 1.5 minutes are the first clips of the 12 minutes
     the shipped model trained on, with the same file names, and the split by file name holds them out the same
     way: the shipped model never trained on any of these."""
-    from telucodec.data.folders import load_dataset
     from telucodec.cli.shipped import data_spec
+    from telucodec.data.folders import load_dataset
+
     spec = data_spec()
-    spec.corpus_minutes = 1.5                      # quick to build on a fresh machine; same held-out files
+    spec.corpus_minutes = 1.5  # quick to build on a fresh machine; same held-out files
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         clips = load_dataset(None, spec, "val")
@@ -41,18 +43,21 @@ def demo_clip(seconds: float = 6.0):
 
 def run(out_dir="telucodec-demo", checkpoint=None, visqol: bool = True, print_fn=print) -> list:
     """Code the demo sentence with every system, write wav files to out_dir and return the table rows."""
-    from telucodec.evaluation import baselines as B
-    from telucodec.data.audio_io import write_audio
-    from telucodec.evaluation.scoring import score
     from telucodec.coding.inference import load
+    from telucodec.data.audio_io import write_audio
+    from telucodec.evaluation import baselines as B
+    from telucodec.evaluation.scoring import score
+
     t0 = time.perf_counter()
     model = load(checkpoint)
     name, x = demo_clip()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_audio(out / "original.wav", x, 16000)
-    print_fn(f"demo: {Path(name).name}, {len(x) / 16000:.1f} s of Telugu (embedded corpus, validation split); "
-             f"model: {model.source}")
+    print_fn(
+        f"demo: {Path(name).name}, {len(x) / 16000:.1f} s of Telugu (embedded corpus, validation split); "
+        f"model: {model.source}"
+    )
     systems = []
     for kbps in (1.5, 3.0, 6.0):
         codes = model.encode(x, 16000, kbps=kbps)
@@ -76,7 +81,11 @@ def run(out_dir="telucodec-demo", checkpoint=None, visqol: bool = True, print_fn
 
 
 def markdown(rows: list, visqol: bool = True) -> str:
-    head = "| system | kbit/s | PESQ-WB ↑ | STOI ↑ | " + ("ViSQOL ↑ | " if visqol else "") + "SI-SNR (dB) ↑ | mel distance ↓ |"
+    head = (
+        "| system | kbit/s | PESQ-WB ↑ | STOI ↑ | "
+        + ("ViSQOL ↑ | " if visqol else "")
+        + "SI-SNR (dB) ↑ | mel distance ↓ |"
+    )
     lines = [head, "|---|---:|---:|---:|" + ("---:|" if visqol else "") + "---:|---:|"]
     for r in rows:
         cells = [r["system"], f"{r['kbps']:.2f}", f"{r['pesq_wb']:.2f}", f"{r['stoi']:.3f}"]
@@ -88,8 +97,9 @@ def markdown(rows: list, visqol: bool = True) -> str:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m telucodec demo", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m telucodec demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--out", default="telucodec-demo", help="folder for the wav files (default: ./telucodec-demo)")
     ap.add_argument("--checkpoint", default=None, help="a checkpoint instead of the shipped model")
     ap.add_argument("--no-visqol", action="store_true", help="skip ViSQOL (about 3 s per system)")

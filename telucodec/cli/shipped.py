@@ -9,6 +9,7 @@ split in under a minute (SHIPPED_ENVELOPE_COMMAND); they change no weight of the
 telucodec.coding.inference.without_envelope(telucodec.load()) is the codec as trained. Its quality is always measured on
 held-out files only.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -17,11 +18,15 @@ from dataclasses import replace
 SHIPPED_PRESET = "cpu"
 SHIPPED_VAL_FRACTION = 0.25
 SHIPPED_STEPS = 4800 + 1500
-SHIPPED_COMMAND = ("OMP_NUM_THREADS=1 python -m telucodec train --recipe working --preset cpu "
-                   "--extra_data_dir <telugu-cv-dev> --val_fraction 0.25 --steps 4800 --keep_every 500 "
-                   "--checkpoint_dir checkpoints --experiment_name shipped --resume")   # phase 1 (phase 2: notebook 16)
-SHIPPED_ENVELOPE_COMMAND = ("python -m telucodec fit-envelope results/pretrained/telucodec.safetensors "
-                            "--data_dir <telugu-cv-dev> --val_fraction 0.25")      # scripts/ship_envelope.sh
+SHIPPED_COMMAND = (
+    "OMP_NUM_THREADS=1 python -m telucodec train --recipe working --preset cpu "
+    "--extra_data_dir <telugu-cv-dev> --val_fraction 0.25 --steps 4800 --keep_every 500 "
+    "--checkpoint_dir checkpoints --experiment_name shipped --resume"
+)  # phase 1 (phase 2: notebook 16)
+SHIPPED_ENVELOPE_COMMAND = (
+    "python -m telucodec fit-envelope results/pretrained/telucodec.safetensors "
+    "--data_dir <telugu-cv-dev> --val_fraction 0.25"
+)  # scripts/ship_envelope.sh
 
 
 def data_spec(val_fraction: float = SHIPPED_VAL_FRACTION):
@@ -29,6 +34,7 @@ def data_spec(val_fraction: float = SHIPPED_VAL_FRACTION):
     same with another `val_fraction`."""
     from telucodec.data.folders import spec_for
     from telucodec.training.recipes import recipe
+
     r = recipe("working", SHIPPED_PRESET)
     return spec_for(r.codec, replace(r.train, val_fraction=val_fraction))
 
@@ -36,6 +42,7 @@ def data_spec(val_fraction: float = SHIPPED_VAL_FRACTION):
 def clips(split: str, extra_data_dir=None, corpus: bool = True) -> list:
     """The shipped model's clips of one split: the embedded corpus (if `corpus`) plus `extra_data_dir`."""
     from telucodec.data.folders import load_dataset
+
     spec, out = data_spec(), []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -8,6 +8,7 @@ weights run many times faster than real time on one CPU thread. The encoder can 
 
 Every layer here is non-causal (centred kernels): the codec that uses them has a look-ahead (telucodec.codec.model).
 """
+
 from __future__ import annotations
 
 import torch
@@ -71,20 +72,24 @@ class ISTFTHead(nn.Module):
 
     def forward(self, x):
         B, _, T = x.shape
-        h = self.out(x.transpose(1, 2)).float()                     # (B, T, up * 2 * bins)
+        h = self.out(x.transpose(1, 2)).float()  # (B, T, up * 2 * bins)
         h = h.reshape(B, T * self.upsample, 2, self.bins)
         log_mag, phase = h[:, :, 0], h[:, :, 1]
-        spec = torch.polar(torch.exp(log_mag.clamp(max=6.0)), phase)   # |X| <= e^6: cannot explode
+        spec = torch.polar(torch.exp(log_mag.clamp(max=6.0)), phase)  # |X| <= e^6: cannot explode
         return self.istft(spec)[:, None]
 
     def istft(self, spec: torch.Tensor) -> torch.Tensor:
         """spec (B, frames, bins) complex -> (B, frames * hop) real: windowed overlap-add, divided by the summed
         squared window, with (n_fft - hop) / 2 samples trimmed at each end."""
         B, n_frames, _ = spec.shape
-        frames = torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self.window           # (B, F, n_fft)
+        frames = torch.fft.irfft(spec, n=self.n_fft, dim=-1) * self.window  # (B, F, n_fft)
         out_len = (n_frames - 1) * self.hop + self.n_fft
         y = F.fold(frames.transpose(1, 2), (1, out_len), (1, self.n_fft), stride=(1, self.hop))[:, 0, 0]
-        env = F.fold(self.window.square().expand(1, n_frames, -1).transpose(1, 2), (1, out_len), (1, self.n_fft),
-                     stride=(1, self.hop))[0, 0, 0]
+        env = F.fold(
+            self.window.square().expand(1, n_frames, -1).transpose(1, 2),
+            (1, out_len),
+            (1, self.n_fft),
+            stride=(1, self.hop),
+        )[0, 0, 0]
         pad = (self.n_fft - self.hop) // 2
-        return (y / env.clamp(min=1e-8))[:, pad:pad + n_frames * self.hop]
+        return (y / env.clamp(min=1e-8))[:, pad : pad + n_frames * self.hop]

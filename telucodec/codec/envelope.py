@@ -17,6 +17,7 @@ waveform's STFT so that each of those bands has the decoded level, keeping its o
 ((3, 1), (6, 2), (12, 3)): 1 of 3 at 1.5 kbps, 2 of 6 at 3 kbps, 3 of 12 at 6 kbps). The codebooks are fitted after
 training (`fit_codebooks`, about a minute) on the training split's envelopes; the codec's weights are not changed.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 N_BANDS, N_FFT, HOP, FIRST_HZ = 32, 640, 160, 1000.0
-FLOOR = 1e-7              # energies are floored here (about 100 dB under a loud band) before the log
+FLOOR = 1e-7  # energies are floored here (about 100 dB under a loud band) before the log
 
 
 def stages_for(split: tuple, n_q: int) -> int:
@@ -40,9 +41,10 @@ class EnvelopeCoder(nn.Module):
         if hop_length != 2 * HOP or sample_rate != 16000:
             raise ValueError("envelope codebooks need 16 kHz audio and 50 codec frames/s (hop 320)")
         from telucodec.codec.spectral import mel_band_filters
+
         fb, spread = mel_band_filters(N_FFT, N_BANDS, sample_rate, "cpu")
         centres = (fb * torch.fft.rfftfreq(N_FFT, 1 / sample_rate)[:, None]).sum(0) / fb.sum(0)
-        self.first = int((centres < FIRST_HZ).sum())            # 11: bands 11..31 are coded
+        self.first = int((centres < FIRST_HZ).sum())  # 11: bands 11..31 are coded
         self.dims = N_BANDS - self.first
         self.register_buffer("filters", fb, persistent=False)
         self.register_buffer("spread", spread, persistent=False)
@@ -51,7 +53,8 @@ class EnvelopeCoder(nn.Module):
     # ------------------------------------------------------------------ analysis and synthesis
     def _stft(self, wav):
         from telucodec.codec.spectral import _window
-        window = _window(N_FFT, str(wav.device))               # cached, as the losses' STFTs are
+
+        window = _window(N_FFT, str(wav.device))  # cached, as the losses' STFTs are
         return torch.stft(wav.reshape(-1, wav.shape[-1]).float(), N_FFT, HOP, window=window, return_complex=True)
 
     def _pooled(self, spec, frames: int) -> torch.Tensor:
@@ -63,17 +66,18 @@ class EnvelopeCoder(nn.Module):
 
     def envelope(self, wav: torch.Tensor, frames: int) -> torch.Tensor:
         """(batch, dims, frames) log energies of the coded bands of `wav` (batch, 1, samples)."""
-        return self._pooled(self._stft(wav), frames)[:, self.first:]
+        return self._pooled(self._stft(wav), frames)[:, self.first :]
 
     def impose(self, raw: torch.Tensor, envelope: torch.Tensor) -> torch.Tensor:
         """`raw` (batch, 1, samples) with its coded bands re-shaped to `envelope` (batch, dims, code frames)."""
         spec = self._stft(raw)
         own = self._pooled(spec, envelope.shape[-1])
         gain = torch.zeros_like(own)
-        gain[:, self.first:] = 0.5 * (envelope - own[:, self.first:])
+        gain[:, self.first :] = 0.5 * (envelope - own[:, self.first :])
         gain = F.interpolate(gain, size=spec.shape[-1], mode="linear", align_corners=False).clamp(-10.0, 10.0)
         gain = torch.exp(torch.einsum("fk,bkt->bft", self.spread, gain))
         from telucodec.codec.spectral import _window
+
         window = _window(N_FFT, str(raw.device))
         out = torch.istft(spec * gain, N_FFT, HOP, window=window, length=raw.shape[-1])
         return out[:, None].to(raw.dtype)
@@ -83,7 +87,7 @@ class EnvelopeCoder(nn.Module):
         """(batch, dims, frames) -> (batch, n_stages, frames) codes, stage by stage on the residual."""
         if n_stages > self.codebooks.shape[0]:
             raise ValueError(f"this model has {self.codebooks.shape[0]} envelope codebooks, not {n_stages}")
-        residual = envelope.transpose(1, 2).float()                 # (batch, frames, dims)
+        residual = envelope.transpose(1, 2).float()  # (batch, frames, dims)
         codes = []
         for book in self.codebooks[:n_stages]:
             idx = torch.cdist(residual, book[None].expand(residual.shape[0], -1, -1)).argmin(-1)
@@ -97,12 +101,14 @@ class EnvelopeCoder(nn.Module):
         return out.transpose(1, 2)
 
     @torch.no_grad()
-    def fit_codebooks(self, clips, gains_db=(-6.0, 0.0, 6.0), loudness_lufs: float = -23.0, iters: int = 25,
-                      seed: int = 0) -> dict:
+    def fit_codebooks(
+        self, clips, gains_db=(-6.0, 0.0, 6.0), loudness_lufs: float = -23.0, iters: int = 25, seed: int = 0
+    ) -> dict:
         """k-means codebooks, stage by stage on the residuals, from the envelopes of `clips` (float32 arrays at
         16 kHz, loudness-normalised to `loudness_lufs` + each of `gains_db`, the training recipe's range).
         Returns {"vectors": n, "rms_residual_nats": [after each stage]}."""
         from telucodec.data.audio_io import normalise_loudness
+
         vectors = []
         for clip in clips:
             for g in gains_db:
@@ -129,4 +135,4 @@ class EnvelopeCoder(nn.Module):
         return {"vectors": int(sum(len(v) for v in vectors)), "rms_residual_nats": report}
 
 
-DEFAULT_SPLIT = ((3, 1), (6, 2), (12, 3))   # 1.5 kbps: 2 codec + 1 envelope codebook; 3 kbps: 4 + 2; 6 kbps: 9 + 3
+DEFAULT_SPLIT = ((3, 1), (6, 2), (12, 3))  # 1.5 kbps: 2 codec + 1 envelope codebook; 3 kbps: 4 + 2; 6 kbps: 9 + 3

@@ -1,13 +1,14 @@
 """The codec: a strided convolutional encoder, a residual vector quantizer and a mirrored decoder ending in tanh."""
+
 from __future__ import annotations
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from telucodec.codec.quantizer import ResidualVQ
 from telucodec.config import CodecConfig
 from telucodec.fixes import Fixes
-from telucodec.codec.quantizer import ResidualVQ
 
 
 class ResidualUnit(nn.Module):
@@ -39,8 +40,14 @@ class DecoderBlock(nn.Sequential):
     def __init__(self, channels: int, stride: int, dilations):
         super().__init__(
             nn.ELU(),
-            nn.ConvTranspose1d(channels, channels // 2, 2 * stride, stride=stride,
-                               padding=stride // 2 + stride % 2, output_padding=stride % 2),
+            nn.ConvTranspose1d(
+                channels,
+                channels // 2,
+                2 * stride,
+                stride=stride,
+                padding=stride // 2 + stride % 2,
+                output_padding=stride % 2,
+            ),
             *[ResidualUnit(channels // 2, d) for d in dilations],
         )
 
@@ -52,9 +59,13 @@ class Encoder(nn.Sequential):
         for s in cfg.strides:
             layers.append(EncoderBlock(ch, s, cfg.dilations))
             ch *= 2
-        if cfg.encoder_layers:                    # capacity at the frame rate (telucodec.codec.backbone)
+        if cfg.encoder_layers:  # capacity at the frame rate (telucodec.codec.backbone)
             from telucodec.codec.backbone import FrameBackbone
-            layers += [FrameBackbone(ch, cfg.encoder_dim, cfg.encoder_layers), nn.Conv1d(cfg.encoder_dim, cfg.latent_dim, 1)]
+
+            layers += [
+                FrameBackbone(ch, cfg.encoder_dim, cfg.encoder_layers),
+                nn.Conv1d(cfg.encoder_dim, cfg.latent_dim, 1),
+            ]
         else:
             layers += [nn.ELU(), nn.Conv1d(ch, cfg.latent_dim, 3, padding=1)]
         super().__init__(*layers)
@@ -71,17 +82,21 @@ class Decoder(nn.Module):
     def __init__(self, cfg: CodecConfig, fixes: Fixes):
         super().__init__()
         self.vocos = cfg.head == "vocos"
-        if self.vocos:                            # ConvNeXt blocks at the frame rate, then an inverse STFT
+        if self.vocos:  # ConvNeXt blocks at the frame rate, then an inverse STFT
             from telucodec.codec.backbone import FrameBackbone, ISTFTHead
+
             self.istft = False
-            self.body = nn.Sequential(FrameBackbone(cfg.latent_dim, cfg.head_dim, cfg.head_layers, norm_in=False),
-                                      ISTFTHead(cfg.head_dim, cfg.hop_length, cfg.head_upsample))
-            self.output_scale = (nn.Parameter(torch.tensor(float(fixes.output_scale_init)))
-                                 if fixes.output_scale else None)
+            self.body = nn.Sequential(
+                FrameBackbone(cfg.latent_dim, cfg.head_dim, cfg.head_layers, norm_in=False),
+                ISTFTHead(cfg.head_dim, cfg.hop_length, cfg.head_upsample),
+            )
+            self.output_scale = (
+                nn.Parameter(torch.tensor(float(fixes.output_scale_init))) if fixes.output_scale else None
+            )
             return
         ch = cfg.channels * 2 ** len(cfg.strides)
         layers = [nn.Conv1d(cfg.latent_dim, ch, 7, padding=3)]
-        blocks = tuple(reversed(cfg.strides))[:cfg.istft_blocks or None]
+        blocks = tuple(reversed(cfg.strides))[: cfg.istft_blocks or None]
         for s in blocks:
             layers.append(DecoderBlock(ch, s, cfg.dilations))
             ch //= 2
@@ -92,16 +107,17 @@ class Decoder(nn.Module):
         else:
             layers += [nn.ELU(), nn.Conv1d(ch, 1, 7, padding=3)]
         self.body = nn.Sequential(*layers)
-        if fixes.output_scale:                                    # fix 3
+        if fixes.output_scale:  # fix 3
             self.output_scale = nn.Parameter(torch.tensor(float(fixes.output_scale_init)))
         else:
             self.output_scale = None
 
     def _inverse_stft(self, h):
-        log_mag, phase = h.float().chunk(2, dim=1)                # (batch, bins, frames) each
-        spec = torch.polar(torch.exp(log_mag.clamp(max=8.0)), phase)   # a magnitude that cannot explode
+        log_mag, phase = h.float().chunk(2, dim=1)  # (batch, bins, frames) each
+        spec = torch.polar(torch.exp(log_mag.clamp(max=8.0)), phase)  # a magnitude that cannot explode
         from telucodec.codec.spectral import _window
-        window = _window(self.n_fft, str(h.device))               # cached, as the losses' STFTs are
+
+        window = _window(self.n_fft, str(h.device))  # cached, as the losses' STFTs are
         y = torch.istft(spec, self.n_fft, self.hop, window=window, center=True, length=h.shape[-1] * self.hop)
         return y[:, None]
 
@@ -115,8 +131,9 @@ def apply_weight_norm(module: nn.Module) -> nn.Module:
     """Weight normalisation (w = g * v / ||v||, per output channel) on every convolution of `module`: the
     reparametrisation SoundStream, EnCodec and DAC train with. It decouples a layer's scale from its direction."""
     from torch.nn.utils.parametrizations import weight_norm
+
     for child in list(module.modules()):
-        if isinstance(child, (nn.Conv1d, nn.ConvTranspose1d)) and child.groups == 1:   # not ConvNeXt's depthwise
+        if isinstance(child, (nn.Conv1d, nn.ConvTranspose1d)) and child.groups == 1:  # not ConvNeXt's depthwise
             weight_norm(child)
     return module
 
@@ -128,20 +145,32 @@ class Codec(nn.Module):
         super().__init__()
         self.config, self.fixes = config, fixes
         self.encoder = Encoder(config)
-        self.quantizer = ResidualVQ(config.latent_dim, config.n_q, config.codebook_size, fixes,
-                                    config.commitment_weight, config.ema_decay, config.dead_code_threshold,
-                                    config.kmeans_init, config.dead_code_relative)
+        self.quantizer = ResidualVQ(
+            config.latent_dim,
+            config.n_q,
+            config.codebook_size,
+            fixes,
+            config.commitment_weight,
+            config.ema_decay,
+            config.dead_code_threshold,
+            config.kmeans_init,
+            config.dead_code_relative,
+        )
         self.decoder = Decoder(config, fixes)
         self.envelope = None
         if config.envelope_split:
             from telucodec.codec.envelope import EnvelopeCoder
-            self.envelope = EnvelopeCoder(max(e for _, e in config.envelope_split), config.codebook_size,
-                                          config.sample_rate, config.hop_length)
+
+            self.envelope = EnvelopeCoder(
+                max(e for _, e in config.envelope_split), config.codebook_size, config.sample_rate, config.hop_length
+            )
         self.postfilter = None
         if config.postfilter_bands:
             from telucodec.codec.postfilter import EnvelopePostfilter
-            self.postfilter = EnvelopePostfilter(config.latent_dim, config.hop_length, config.postfilter_bands,
-                                                 config.sample_rate)
+
+            self.postfilter = EnvelopePostfilter(
+                config.latent_dim, config.hop_length, config.postfilter_bands, config.sample_rate
+            )
         if config.weight_norm:
             apply_weight_norm(self.encoder)
             apply_weight_norm(self.decoder.body)
@@ -179,10 +208,18 @@ class Codec(nn.Module):
         padded, length = self._pad(wav)
         z = self.encoder(padded)
         if bypass_quantizer:
-            return {**self._decode(z, length), "z": z, "n_q": 0, "vq_loss": z.new_zeros(()), "codes": None,
-                    "quantized": z, "commitment": z.new_zeros(0), "codebook_loss": z.new_zeros(0)}
+            return {
+                **self._decode(z, length),
+                "z": z,
+                "n_q": 0,
+                "vq_loss": z.new_zeros(()),
+                "codes": None,
+                "quantized": z,
+                "commitment": z.new_zeros(0),
+                "codebook_loss": z.new_zeros(0),
+            }
         n_q = n_q or self.sample_n_q()
-        e = self.envelope_stages(n_q) if not self.training else 0     # the envelope is fitted after training
+        e = self.envelope_stages(n_q) if not self.training else 0  # the envelope is fitted after training
         vq = self.quantizer(z.float(), n_q - e)
         out = self._decode(vq["quantized"].to(z.dtype), length)
         if e:
@@ -194,6 +231,7 @@ class Codec(nn.Module):
     def envelope_stages(self, n_q: int) -> int:
         """How many of `n_q` codebooks carry the spectral envelope (telucodec.codec.envelope; 0 without it)."""
         from telucodec.codec.envelope import stages_for
+
         return stages_for(self.config.envelope_split, n_q) if self.envelope is not None else 0
 
     def _decode(self, latent: torch.Tensor, length: int | None) -> dict:
@@ -207,13 +245,14 @@ class Codec(nn.Module):
         out, envelope = self.postfilter(raw, latent)
         return {"wav": out, "wav_raw": raw, "envelope": envelope}
 
-    def fold_weight_norm(self) -> "Codec":
+    def fold_weight_norm(self) -> Codec:
         """Replace every weight-normalised convolution by a plain one with the same weights (for inference: one
         fewer computation per layer and call). The config then says weight_norm=False, which matches the
         state dict it now has."""
         from dataclasses import replace
 
         from torch.nn.utils import parametrize
+
         for module in self.modules():
             if parametrize.is_parametrized(module, "weight"):
                 parametrize.remove_parametrizations(module, "weight", leave_parametrized=True)
@@ -227,8 +266,9 @@ class Codec(nn.Module):
         stage on the residuals left by the stages before it. Returns the number of latent vectors used."""
         was_training = self.training
         self.eval()
-        z = torch.cat([self.encoder(self._pad(x)[0]).float().transpose(1, 2).reshape(-1, self.config.latent_dim)
-                       for x in batches])
+        z = torch.cat(
+            [self.encoder(self._pad(x)[0]).float().transpose(1, 2).reshape(-1, self.config.latent_dim) for x in batches]
+        )
         self.quantizer.kmeans_init_from(z)
         self.train(was_training)
         return z.shape[0]
@@ -252,8 +292,8 @@ class Codec(nn.Module):
     def decode_tensor(self, codes: torch.Tensor, length: int | None = None) -> torch.Tensor:
         """(B, n_q, frames) codes -> (B, 1, samples) waveform, trimmed to `length` if given."""
         e = self.envelope_stages(codes.shape[1])
-        wav = self._decode(self.quantizer.decode_codes(codes[:, :codes.shape[1] - e]), length)["wav"]
-        return self.envelope.impose(wav, self.envelope.decode(codes[:, codes.shape[1] - e:])) if e else wav
+        wav = self._decode(self.quantizer.decode_codes(codes[:, : codes.shape[1] - e]), length)["wav"]
+        return self.envelope.impose(wav, self.envelope.decode(codes[:, codes.shape[1] - e :])) if e else wav
 
     def parameter_groups(self) -> dict:
         """Parameter counts per part (encoder, quantizer, decoder)."""

@@ -16,6 +16,7 @@ towards silence; so the envelope gets its own small network and its own loss, an
 
 The head starts at zero (out = raw), runs at the frame rate and costs ~1 % of the decoder's time.
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,12 +25,11 @@ from torch import nn
 
 from telucodec.codec.spectral import _window, mel_band_filters
 
-FLOOR = 1e-6        # log energies are floored 60 dB under each example's loudest band-frame
+FLOOR = 1e-6  # log energies are floored 60 dB under each example's loudest band-frame
 
 
 class EnvelopePostfilter(nn.Module):
-    def __init__(self, latent_dim: int, hop_length: int, n_bands: int = 32, sample_rate: int = 16000,
-                 width: int = 128):
+    def __init__(self, latent_dim: int, hop_length: int, n_bands: int = 32, sample_rate: int = 16000, width: int = 128):
         super().__init__()
         if hop_length % 2:
             raise ValueError("the envelope post-filter needs an even hop length (two STFT frames per code frame)")
@@ -37,17 +37,27 @@ class EnvelopePostfilter(nn.Module):
         self.hop = hop_length // 2
         self.n_fft = 4 * self.hop
         self.head = nn.Sequential(
-            nn.Conv1d(latent_dim, width, 3, padding=1), nn.ELU(),
-            nn.Conv1d(width, width, 3, padding=1), nn.ELU(),
-            nn.Conv1d(width, width, 3, padding=1), nn.ELU(),
-            nn.Conv1d(width, 2 * n_bands, 1))
-        nn.init.zeros_(self.head[-1].weight)        # a log gain of 0 everywhere: at step 0, out = raw
+            nn.Conv1d(latent_dim, width, 3, padding=1),
+            nn.ELU(),
+            nn.Conv1d(width, width, 3, padding=1),
+            nn.ELU(),
+            nn.Conv1d(width, width, 3, padding=1),
+            nn.ELU(),
+            nn.Conv1d(width, 2 * n_bands, 1),
+        )
+        nn.init.zeros_(self.head[-1].weight)  # a log gain of 0 everywhere: at step 0, out = raw
         nn.init.zeros_(self.head[-1].bias)
 
     def _stft(self, wav: torch.Tensor) -> torch.Tensor:
         window = _window(self.n_fft, str(wav.device))
-        return torch.stft(wav.reshape(-1, wav.shape[-1]).float(), self.n_fft, self.hop, window=window,
-                          return_complex=True, center=True)
+        return torch.stft(
+            wav.reshape(-1, wav.shape[-1]).float(),
+            self.n_fft,
+            self.hop,
+            window=window,
+            return_complex=True,
+            center=True,
+        )
 
     def log_envelope(self, wav: torch.Tensor, spec: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, bands, frames) natural-log band energies of `wav` (batch, 1, samples), floored 60 dB under
@@ -62,18 +72,24 @@ class EnvelopePostfilter(nn.Module):
         """(post-filtered waveform (batch, 1, samples), predicted log envelope (batch, bands, frames)).
         `raw` is detached: the envelope loss reaches the head and, through `quantized`, the encoder only."""
         raw = raw.detach()
-        spec = self._stft(raw)                                     # (batch, bins, frames)
+        spec = self._stft(raw)  # (batch, bins, frames)
         frames = spec.shape[-1]
         log_e = self.log_envelope(raw, spec)
-        g = self.head(quantized.float())                           # (batch, 2 * bands, code frames)
+        g = self.head(quantized.float())  # (batch, 2 * bands, code frames)
         b, _, k = g.shape
         g = g.reshape(b, 2, self.n_bands, k).permute(0, 2, 3, 1).reshape(b, self.n_bands, 2 * k)
         g = F.interpolate(g, size=frames, mode="linear", align_corners=False)
         predicted = log_e + g
         _, spread = mel_band_filters(self.n_fft, self.n_bands, self.sample_rate, str(spec.device))
         gain = torch.exp(0.5 * torch.einsum("fk,bkt->bft", spread, g.clamp(-10.0, 10.0)))
-        out = torch.istft(spec * gain, self.n_fft, self.hop, window=_window(self.n_fft, str(spec.device)),
-                          center=True, length=raw.shape[-1])
+        out = torch.istft(
+            spec * gain,
+            self.n_fft,
+            self.hop,
+            window=_window(self.n_fft, str(spec.device)),
+            center=True,
+            length=raw.shape[-1],
+        )
         return out[:, None].to(raw.dtype), predicted
 
 

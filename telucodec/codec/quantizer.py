@@ -4,6 +4,7 @@ A `VectorQuantizer` holds one codebook. `ResidualVQ` chains n_q of them: stage i
 left over. Three of the seven fixes live here: the codebook loss (fix 1), where the straight-through estimator sits
 (fix 2) and how per-stage losses are combined (fix 4).
 """
+
 from __future__ import annotations
 
 import torch
@@ -23,8 +24,14 @@ def _all_reduce(t: torch.Tensor) -> torch.Tensor:
 class VectorQuantizer(nn.Module):
     """One codebook of `size` vectors of dimension `dim`, updated by EMA and/or by gradients."""
 
-    def __init__(self, dim: int, size: int, decay: float = 0.99, dead_code_threshold: float = 0.5,
-                 dead_code_relative: float = 0.0):
+    def __init__(
+        self,
+        dim: int,
+        size: int,
+        decay: float = 0.99,
+        dead_code_threshold: float = 0.5,
+        dead_code_relative: float = 0.0,
+    ):
         super().__init__()
         self.dim, self.size, self.decay, self.dead_code_threshold = dim, size, decay, dead_code_threshold
         self.dead_code_relative = dead_code_relative
@@ -112,13 +119,24 @@ def _stage_losses(residual, q, fixes: Fixes):
 class ResidualVQ(nn.Module):
     """n_q VectorQuantizers in a chain, with the story's switches for STE placement and loss reduction."""
 
-    def __init__(self, dim, n_q, codebook_size, fixes: Fixes, commitment_weight=0.25, decay=0.99,
-                 dead_code_threshold=0.5, kmeans_init=False, dead_code_relative=0.0):
+    def __init__(
+        self,
+        dim,
+        n_q,
+        codebook_size,
+        fixes: Fixes,
+        commitment_weight=0.25,
+        decay=0.99,
+        dead_code_threshold=0.5,
+        kmeans_init=False,
+        dead_code_relative=0.0,
+    ):
         super().__init__()
         self.fixes, self.beta, self.n_q = fixes, commitment_weight, n_q
         self.use_kmeans_init = kmeans_init
         self.stages = nn.ModuleList(
-            VectorQuantizer(dim, codebook_size, decay, dead_code_threshold, dead_code_relative) for _ in range(n_q))
+            VectorQuantizer(dim, codebook_size, decay, dead_code_threshold, dead_code_relative) for _ in range(n_q)
+        )
 
     @torch.no_grad()
     def kmeans_init_from(self, z: torch.Tensor):
@@ -135,7 +153,7 @@ class ResidualVQ(nn.Module):
         """z: (B, dim, frames). Returns the quantized latent (with gradients routed by the STE), codes and losses."""
         fixes, n_q = self.fixes, n_q or self.n_q
         learnable = fixes.codebook_loss
-        zf = z.transpose(1, 2).reshape(-1, z.shape[1])          # (B*frames, dim)
+        zf = z.transpose(1, 2).reshape(-1, z.shape[1])  # (B*frames, dim)
         residual, quantized_sum = zf, torch.zeros_like(zf)
         codes, commitments, codebook_losses = [], [], []
         for stage in self.stages[:n_q]:
@@ -148,27 +166,29 @@ class ResidualVQ(nn.Module):
             codebook_losses.append(codebook)
             if self.training and fixes.ema_update:
                 stage.ema_update(residual, idx)
-            if fixes.per_step_ste:                                # fix 2: STE inside each step
+            if fixes.per_step_ste:  # fix 2: STE inside each step
                 q_ste = residual + (q - residual).detach()
                 quantized_sum = quantized_sum + q_ste
-                residual = {"raw": residual - q,                  # as proposed: encoder gradient x n_q
-                            "detached": residual - q.detach(),    # vector-quantize-pytorch
-                            "ste": residual - q_ste}[fixes.residual_form]  # original EnCodec repo
-            else:                                                 # baseline: one STE after the loop
+                residual = {
+                    "raw": residual - q,  # as proposed: encoder gradient x n_q
+                    "detached": residual - q.detach(),  # vector-quantize-pytorch
+                    "ste": residual - q_ste,
+                }[fixes.residual_form]  # original EnCodec repo
+            else:  # baseline: one STE after the loop
                 quantized_sum = quantized_sum + q
                 residual = residual - q
             codes.append(idx)
         if not fixes.per_step_ste:
-            quantized_sum = zf + (quantized_sum - zf).detach()   # out = z + sg(sum q - z): gradient I to z
+            quantized_sum = zf + (quantized_sum - zf).detach()  # out = z + sg(sum q - z): gradient I to z
 
         commitment = torch.stack(commitments)
         codebook = torch.stack(codebook_losses)
         per_stage = self.beta * commitment + codebook
-        vq_loss = per_stage.mean() if fixes.average_vq_loss else per_stage.sum()   # fix 4
+        vq_loss = per_stage.mean() if fixes.average_vq_loss else per_stage.sum()  # fix 4
         B, D, T = z.shape
         return {
             "quantized": quantized_sum.reshape(B, T, D).transpose(1, 2),
-            "codes": torch.stack(codes).reshape(n_q, B, T).transpose(0, 1),       # (B, n_q, frames)
+            "codes": torch.stack(codes).reshape(n_q, B, T).transpose(0, 1),  # (B, n_q, frames)
             "vq_loss": vq_loss,
             "commitment": commitment.detach(),
             "codebook_loss": codebook.detach(),

@@ -119,6 +119,7 @@ when it is full (the last one at :meth:`TlcWriter.finish`). :class:`TlcReader` d
 time; from a file that ends early it gives the whole blocks that arrived (a block that is cut off or
 does not decode ends it), with the same :class:`TruncatedStreamWarning`.
 """
+
 from __future__ import annotations
 
 import io
@@ -137,6 +138,7 @@ from telucodec.errors import BitstreamError
 
 class TruncatedStreamWarning(UserWarning):
     """A .tlc file ended early: the frames that arrived are decoded, unchecked by the CRC (message names the file)."""
+
 
 __all__ = [
     "MAGIC",
@@ -167,7 +169,9 @@ __all__ = [
 
 MAGIC = b"TLC1"
 VERSION = 1
-_HEADER = struct.Struct("<4sBBBBIHHIII")  # magic, version, n_q, bits, flags, sr, hop, reserved, samples, frames, payload
+_HEADER = struct.Struct(
+    "<4sBBBBIHHIII"
+)  # magic, version, n_q, bits, flags, sr, hop, reserved, samples, frames, payload
 HEADER_BYTES = _HEADER.size  # 28
 _CRC = struct.Struct("<I")
 OVERHEAD_BYTES = HEADER_BYTES + _CRC.size  # 32
@@ -191,6 +195,7 @@ assert HEADER_BYTES == 28 and HEADER_BYTES_V2 == 40
 
 class _Head(NamedTuple):
     """A header's fields (version 2's last three are None/0 in version 1)."""
+
     magic: bytes
     version: int
     n_q: int
@@ -229,8 +234,8 @@ class Bitstream:
     hop_length: int
     num_samples: int
     envelope_stages: int = 0  # the last k of the n_q codes per frame are envelope codes (telucodec.codec.envelope)
-    version: int = VERSION    # 2: the file was entropy-coded
-    entropy_id: str = ""      # version 2: the entropy model's id, hex
+    version: int = VERSION  # 2: the file was entropy-coded
+    entropy_id: str = ""  # version 2: the entropy model's id, hex
 
     @property
     def n_q(self) -> int:
@@ -314,7 +319,7 @@ def _pack_bits(flat: np.ndarray, bits: int) -> bytes:
     if bits == 16:
         return flat.astype(">u2").tobytes()
     # Each code as 16 big-endian bits; keep the low ``bits`` columns and pack them back to back.
-    bitmat = np.unpackbits(flat.astype(">u2").view(np.uint8)).reshape(-1, 16)[:, 16 - bits:]
+    bitmat = np.unpackbits(flat.astype(">u2").view(np.uint8)).reshape(-1, 16)[:, 16 - bits :]
     return np.packbits(bitmat.reshape(-1)).tobytes()
 
 
@@ -328,7 +333,7 @@ def _unpack_bits(payload: bytes, count: int, bits: int) -> np.ndarray:
     if bits == 16:
         return raw.view(">u2").astype(np.int64)
     allbits = np.unpackbits(raw)
-    if allbits[count * bits:].any():
+    if allbits[count * bits :].any():
         raise ValueError("nonzero padding bits")
     bitmat = allbits[: count * bits].reshape(count, bits)
     out = np.zeros(count, dtype=np.int64)
@@ -342,8 +347,10 @@ def _unpack_bits(payload: bytes, count: int, bits: int) -> np.ndarray:
 def _check_entropy_for(entropy, n_q: int, bits: int, where: str) -> None:
     """The writer's check: `entropy` can code n_q codes of 2**bits."""
     if entropy.codebook_size != 1 << bits or not entropy.covers(n_q):
-        raise BitstreamError(f"{where}: the entropy model {entropy.hex_id} codes {entropy.codebook_size}-code "
-                             f"codebooks at n_q in {list(entropy.n_qs)}, not {n_q} codes of {1 << bits}")
+        raise BitstreamError(
+            f"{where}: the entropy model {entropy.hex_id} codes {entropy.codebook_size}-code "
+            f"codebooks at n_q in {list(entropy.n_qs)}, not {n_q} codes of {1 << bits}"
+        )
 
 
 def _block_bytes(entropy, codes: np.ndarray) -> bytes:
@@ -357,8 +364,17 @@ def _block_bytes(entropy, codes: np.ndarray) -> bytes:
     return _BLOCK.pack(len(words)) + words.astype("<u4").tobytes()
 
 
-def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int,
-         envelope_stages: int = 0, entropy=None, block_frames: int = DEFAULT_BLOCK_FRAMES) -> bytes:
+def pack(
+    codes,
+    *,
+    sample_rate: int,
+    codebook_size: int,
+    hop_length: int,
+    num_samples: int,
+    envelope_stages: int = 0,
+    entropy=None,
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
+) -> bytes:
     """Serialise codes of shape ``(n_q, frames)`` into ``.tlc`` bytes (the last ``envelope_stages`` of the
     ``n_q`` codes per frame being envelope codes): version 1, or version 2 (entropy-coded in blocks of
     `block_frames` frames) when an `entropy` model (:class:`telucodec.coding.entropy.EntropyModel`) is given.
@@ -386,7 +402,8 @@ def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_sa
     if not _frames_match(frames, num_samples, hop_length):
         raise BitstreamError(
             f"{frames} frames of hop {hop_length} do not match {num_samples} samples "
-            f"(need |frames*hop - samples| < hop)")
+            f"(need |frames*hop - samples| < hop)"
+        )
     if codes.size and (int(codes.min()) < 0 or int(codes.max()) >= (1 << bits)):
         raise BitstreamError(f"codes must lie in [0, {1 << bits}), got range [{codes.min()}, {codes.max()}]")
     if entropy is None:
@@ -396,12 +413,18 @@ def pack(codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_sa
         _check_entropy_for(entropy, n_q, bits, "pack")
         block_frames = _field("block_frames", block_frames, 1, MAX_BLOCK_FRAMES)
         codes = codes.astype(np.int64, copy=False)
-        payload = b"".join(_block_bytes(entropy, codes[:, i:i + block_frames]) for i in range(0, frames, block_frames))
+        payload = b"".join(
+            _block_bytes(entropy, codes[:, i : i + block_frames]) for i in range(0, frames, block_frames)
+        )
         extension, version = _EXT.pack(entropy.id, block_frames, 0), VERSION_ENTROPY
     if len(payload) > _U32:
         raise BitstreamError(f"payload too large for the .tlc format: {len(payload)} bytes")
-    header = _HEADER.pack(MAGIC, version, n_q, bits, envelope_stages, sample_rate, hop_length, 0, num_samples,
-                          frames, len(payload)) + extension
+    header = (
+        _HEADER.pack(
+            MAGIC, version, n_q, bits, envelope_stages, sample_rate, hop_length, 0, num_samples, frames, len(payload)
+        )
+        + extension
+    )
     body = header + payload
     return body + _CRC.pack(zlib.crc32(body))
 
@@ -416,8 +439,9 @@ def _check_header(data: bytes, source: str) -> _Head:
     if fields[0] != MAGIC:
         raise BitstreamError(f"{source}: not a TeluCodec bitstream (bad magic {fields[0]!r})")
     if fields[1] not in (VERSION, VERSION_ENTROPY):
-        raise BitstreamError(f"{source}: unsupported .tlc version {fields[1]} (this reader handles {VERSION} and "
-                             f"{VERSION_ENTROPY})")
+        raise BitstreamError(
+            f"{source}: unsupported .tlc version {fields[1]} (this reader handles {VERSION} and {VERSION_ENTROPY})"
+        )
     if fields[1] == VERSION:
         return _Head(*fields)
     if len(data) < HEADER_BYTES_V2:
@@ -427,8 +451,16 @@ def _check_header(data: bytes, source: str) -> _Head:
 
 def _check_fields(source: str, h: _Head) -> None:
     """The header's consistency rules (module docstring); BitstreamError naming `source` on the first broken."""
-    n_q, bits, flags, sr, hop, frames, num_samples, plen = h.n_q, h.bits, h.flags, h.sr, h.hop, h.frames, \
-        h.num_samples, h.plen
+    n_q, bits, flags, sr, hop, frames, num_samples, plen = (
+        h.n_q,
+        h.bits,
+        h.flags,
+        h.sr,
+        h.hop,
+        h.frames,
+        h.num_samples,
+        h.plen,
+    )
     if flags & 0xF0 or h.reserved != 0 or h.reserved2 != 0:
         raise BitstreamError(f"{source}: reserved header fields are not zero")
     if not 1 <= n_q <= MAX_N_Q:
@@ -447,25 +479,31 @@ def _check_fields(source: str, h: _Head) -> None:
     if h.version == VERSION:
         if (count * bits + 7) // 8 != plen:
             raise BitstreamError(
-                f"{source}: payload is {plen} bytes but {n_q} x {frames} codes of {bits} bits need {(count * bits + 7) // 8}")
+                f"{source}: payload is {plen} bytes but {n_q} x {frames} codes of {bits} bits need {(count * bits + 7) // 8}"
+            )
         return
     if not 1 <= h.block_frames <= MAX_BLOCK_FRAMES:
         raise BitstreamError(f"{source}: blocks of {h.block_frames} frames out of range 1..{MAX_BLOCK_FRAMES}")
     blocks = -(-frames // h.block_frames)
     if plen < _BLOCK.size * blocks or count > 8 * plen + 16 * blocks or (not frames and plen):
-        raise BitstreamError(f"{source}: payload of {plen} bytes cannot hold {n_q} x {frames} entropy-coded codes "
-                             f"in {blocks} blocks")
+        raise BitstreamError(
+            f"{source}: payload of {plen} bytes cannot hold {n_q} x {frames} entropy-coded codes in {blocks} blocks"
+        )
 
 
 def _check_entropy(source: str, h: _Head, entropy) -> None:
     """A version 2 file can only be read with the entropy model its header names."""
     theirs = h.model_id.hex()
     if entropy is None:
-        raise BitstreamError(f"{source}: entropy-coded with entropy model {theirs}, but the decoding codec has "
-                             f"none: decode it with the codec that encoded it")
+        raise BitstreamError(
+            f"{source}: entropy-coded with entropy model {theirs}, but the decoding codec has "
+            f"none: decode it with the codec that encoded it"
+        )
     if entropy.id != h.model_id:
-        raise BitstreamError(f"{source}: entropy-coded with entropy model {theirs}, but the decoding codec's is "
-                             f"{entropy.hex_id}: decode it with the codec that encoded it")
+        raise BitstreamError(
+            f"{source}: entropy-coded with entropy model {theirs}, but the decoding codec's is "
+            f"{entropy.hex_id}: decode it with the codec that encoded it"
+        )
     if entropy.codebook_size != 1 << h.bits or not entropy.covers(h.n_q):
         raise BitstreamError(f"{source}: entropy model {theirs} does not code {h.n_q} codes of {1 << h.bits}")
 
@@ -512,11 +550,13 @@ def _read_blocks(read, h: _Head, frames: int | None, avail: int, entropy, source
 
 def _reader(f, source: str):
     """``read(n)`` on file `f` that insists on n bytes."""
+
     def read(n: int) -> bytes:
         data = f.read(n)
         if len(data) < n:
             raise BitstreamError(f"{source}: changed while it was being read")
         return data
+
     return read
 
 
@@ -552,17 +592,37 @@ def unpack(data: bytes, *, source: str = "bitstream", entropy=None) -> Bitstream
         codes = np.ascontiguousarray(flat.reshape(frames, n_q).T)
     else:
         _check_entropy(source, h, entropy)
-        parts = list(_read_blocks(_reader(io.BytesIO(data[h.size:body_end]), source), h, frames, h.plen, entropy,
-                                  source, strict=True))
+        parts = list(
+            _read_blocks(
+                _reader(io.BytesIO(data[h.size : body_end]), source), h, frames, h.plen, entropy, source, strict=True
+            )
+        )
         codes = np.concatenate(parts, axis=1) if parts else np.zeros((n_q, 0), np.int64)
-    return Bitstream(codes=codes, sample_rate=h.sr, codebook_size=1 << h.bits, hop_length=h.hop,
-                     num_samples=h.num_samples, envelope_stages=h.flags, version=h.version,
-                     entropy_id=h.model_id.hex() if h.model_id else "")
+    return Bitstream(
+        codes=codes,
+        sample_rate=h.sr,
+        codebook_size=1 << h.bits,
+        hop_length=h.hop,
+        num_samples=h.num_samples,
+        envelope_stages=h.flags,
+        version=h.version,
+        entropy_id=h.model_id.hex() if h.model_id else "",
+    )
 
 
 # ------------------------------------------------------------------------------------- files
-def write_tlc(path, codes, *, sample_rate: int, codebook_size: int, hop_length: int, num_samples: int,
-              envelope_stages: int = 0, entropy=None, block_frames: int = DEFAULT_BLOCK_FRAMES) -> Path:
+def write_tlc(
+    path,
+    codes,
+    *,
+    sample_rate: int,
+    codebook_size: int,
+    hop_length: int,
+    num_samples: int,
+    envelope_stages: int = 0,
+    entropy=None,
+    block_frames: int = DEFAULT_BLOCK_FRAMES,
+) -> Path:
     """Write a ``.tlc`` file atomically (temporary file in the same folder, fsync, ``os.replace``); version 2 when
     an `entropy` model is given (see :func:`pack`).
 
@@ -570,8 +630,16 @@ def write_tlc(path, codes, *, sample_rate: int, codebook_size: int, hop_length: 
     content (if any) is untouched.  Returns the path.
     """
     path = Path(path)
-    data = pack(codes, sample_rate=sample_rate, codebook_size=codebook_size, hop_length=hop_length,
-                num_samples=num_samples, envelope_stages=envelope_stages, entropy=entropy, block_frames=block_frames)
+    data = pack(
+        codes,
+        sample_rate=sample_rate,
+        codebook_size=codebook_size,
+        hop_length=hop_length,
+        num_samples=num_samples,
+        envelope_stages=envelope_stages,
+        entropy=entropy,
+        block_frames=block_frames,
+    )
     tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as f:
@@ -635,8 +703,18 @@ class TlcWriter:
     ``finish``) removes it. ``write(codes)`` takes ``(n_q, k)`` integer codes, any k. With an `entropy` model the
     file is version 2, written a block of `block_frames` frames at a time."""
 
-    def __init__(self, path, *, n_q: int, sample_rate: int, codebook_size: int, hop_length: int,
-                 envelope_stages: int = 0, entropy=None, block_frames: int = DEFAULT_BLOCK_FRAMES):
+    def __init__(
+        self,
+        path,
+        *,
+        n_q: int,
+        sample_rate: int,
+        codebook_size: int,
+        hop_length: int,
+        envelope_stages: int = 0,
+        entropy=None,
+        block_frames: int = DEFAULT_BLOCK_FRAMES,
+    ):
         self.path = Path(path)
         self.bits = bits_per_code(codebook_size)
         self.n_q = _field("n_q", n_q, 1, MAX_N_Q)
@@ -653,9 +731,9 @@ class TlcWriter:
         self._payload = 0
         self._crc_payload = 0
         if entropy is None:
-            self._group = 8 // np.gcd(8, self.n_q * self.bits)     # frames per whole number of bytes
+            self._group = 8 // np.gcd(8, self.n_q * self.bits)  # frames per whole number of bytes
         else:
-            self._group = self.block_frames                       # whole blocks until finish()
+            self._group = self.block_frames  # whole blocks until finish()
         self._pending = np.zeros((self.n_q, 0), np.int64)
         self._done = False
         self._tmp = self.path.with_name(f"{self.path.name}.tmp-{os.getpid()}")
@@ -667,8 +745,19 @@ class TlcWriter:
             raise BitstreamError(f"cannot write {self.path}: {_os_reason(e)}") from None
 
     def _header(self, num_samples: int, frames: int, payload: int) -> bytes:
-        head = _HEADER.pack(MAGIC, self.version, self.n_q, self.bits, self.envelope_stages, self.sample_rate,
-                            self.hop_length, 0, num_samples, frames, payload)
+        head = _HEADER.pack(
+            MAGIC,
+            self.version,
+            self.n_q,
+            self.bits,
+            self.envelope_stages,
+            self.sample_rate,
+            self.hop_length,
+            0,
+            num_samples,
+            frames,
+            payload,
+        )
         return head if self.entropy is None else head + _EXT.pack(self.entropy.id, self.block_frames, 0)
 
     def _emit(self, codes: np.ndarray) -> None:
@@ -676,8 +765,10 @@ class TlcWriter:
             data = _pack_bits(np.ascontiguousarray(codes.T).reshape(-1), self.bits)
         else:
             try:
-                data = b"".join(_block_bytes(self.entropy, codes[:, i:i + self.block_frames])
-                                for i in range(0, codes.shape[1], self.block_frames))
+                data = b"".join(
+                    _block_bytes(self.entropy, codes[:, i : i + self.block_frames])
+                    for i in range(0, codes.shape[1], self.block_frames)
+                )
             except BitstreamError:
                 self.abort()
                 raise
@@ -705,7 +796,9 @@ class TlcWriter:
             return
         if int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size:
             self.abort()
-            raise BitstreamError(f"codes must lie in [0, {self.codebook_size}), got range [{codes.min()}, {codes.max()}]")
+            raise BitstreamError(
+                f"codes must lie in [0, {self.codebook_size}), got range [{codes.min()}, {codes.max()}]"
+            )
         if self.num_frames + codes.shape[1] > _U32 - 1:
             self.abort()
             raise BitstreamError(f"too many frames for the .tlc format: {self.num_frames + codes.shape[1]}")
@@ -726,7 +819,8 @@ class TlcWriter:
             if not _frames_match(self.num_frames, num_samples, self.hop_length):
                 raise BitstreamError(
                     f"{self.num_frames} frames of hop {self.hop_length} do not match {num_samples} samples "
-                    f"(need |frames*hop - samples| < hop)")
+                    f"(need |frames*hop - samples| < hop)"
+                )
             if self._pending.shape[1]:
                 self._emit(self._pending)
                 self._pending = self._pending[:, :0]
@@ -739,7 +833,7 @@ class TlcWriter:
             f.flush()
             f.seek(0)
             crc = 0
-            while True:                                        # the CRC covers the header, so read it all back
+            while True:  # the CRC covers the header, so read it all back
                 block = f.read(1 << 20)
                 if not block:
                     break
@@ -779,7 +873,7 @@ class TlcWriter:
         return self
 
     def __exit__(self, *exc):
-        self.abort()          # a no-op after finish()
+        self.abort()  # a no-op after finish()
 
 
 class TlcReader:
@@ -809,7 +903,7 @@ class TlcReader:
                     _check_fields(source, h._replace(num_samples=0, frames=0, plen=0))
                 elif size < expected:
                     _check_fields(source, h)
-                else:                                          # complete: everything read_tlc checks
+                else:  # complete: everything read_tlc checks
                     f.seek(0)
                     crc = zlib.crc32(f.read(h.size))
                     remaining = h.plen
@@ -836,9 +930,18 @@ class TlcReader:
                     if not unfinished:
                         self._avail = min(self._avail, h.plen)
                     f.seek(h.size)
-                    arrived = sum(c.shape[1] for c in _read_blocks(_reader(f, source), h,
-                                                                   None if unfinished else h.frames, self._avail,
-                                                                   entropy, source, strict=complete))
+                    arrived = sum(
+                        c.shape[1]
+                        for c in _read_blocks(
+                            _reader(f, source),
+                            h,
+                            None if unfinished else h.frames,
+                            self._avail,
+                            entropy,
+                            source,
+                            strict=complete,
+                        )
+                    )
         except FileNotFoundError:
             raise BitstreamError(f"no such file: {path}") from None
         except IsADirectoryError:
@@ -858,7 +961,7 @@ class TlcReader:
         if complete:
             self.num_frames, self.num_samples = frames, num_samples
             return
-        if arrived is None:                                   # version 1: the whole frames in the bytes there
+        if arrived is None:  # version 1: the whole frames in the bytes there
             arrived = max(0, size - HEADER_BYTES) * 8 // (n_q * bits)
             if not unfinished:
                 arrived = min(arrived, frames)
@@ -874,8 +977,12 @@ class TlcReader:
         else:
             why = f"header declares {expected} bytes"
             of = f" of {frames}"
-        warnings.warn(f"{path}: truncated ({size} bytes, {why}): decoding the {arrived}{of} frames that arrived "
-                      f"({self.num_samples / sr:.2f} s), unchecked by the CRC", TruncatedStreamWarning, stacklevel=2)
+        warnings.warn(
+            f"{path}: truncated ({size} bytes, {why}): decoding the {arrived}{of} frames that arrived "
+            f"({self.num_samples / sr:.2f} s), unchecked by the CRC",
+            TruncatedStreamWarning,
+            stacklevel=2,
+        )
 
     @property
     def duration(self) -> float:
@@ -913,8 +1020,15 @@ class TlcReader:
         try:
             with open(self.path, "rb") as f:
                 f.seek(self._head.size)
-                for codes in _read_blocks(_reader(f, source), self._head, self.num_frames, self._avail,
-                                          self.entropy, source, strict=not self.truncated):
+                for codes in _read_blocks(
+                    _reader(f, source),
+                    self._head,
+                    self.num_frames,
+                    self._avail,
+                    self.entropy,
+                    source,
+                    strict=not self.truncated,
+                ):
                     pending.append(codes)
                     have += codes.shape[1]
                     while have >= per:
@@ -933,9 +1047,16 @@ class TlcReader:
         """Every frame at once, as a :class:`Bitstream`."""
         parts = list(self.blocks())
         codes = np.concatenate(parts, axis=1) if parts else np.zeros((self.n_q, 0), np.int64)
-        return Bitstream(codes=codes, sample_rate=self.sample_rate, codebook_size=self.codebook_size,
-                         hop_length=self.hop_length, num_samples=self.num_samples,
-                         envelope_stages=self.envelope_stages, version=self.version, entropy_id=self.entropy_id)
+        return Bitstream(
+            codes=codes,
+            sample_rate=self.sample_rate,
+            codebook_size=self.codebook_size,
+            hop_length=self.hop_length,
+            num_samples=self.num_samples,
+            envelope_stages=self.envelope_stages,
+            version=self.version,
+            entropy_id=self.entropy_id,
+        )
 
 
 def _unpack_bits_lenient(payload: bytes, count: int, bits: int) -> np.ndarray:
@@ -944,7 +1065,7 @@ def _unpack_bits_lenient(payload: bytes, count: int, bits: int) -> np.ndarray:
     if bits == 8:
         return raw[:count].astype(np.int64)
     if bits == 16:
-        return raw[:2 * count].view(">u2").astype(np.int64)
+        return raw[: 2 * count].view(">u2").astype(np.int64)
     bitmat = np.unpackbits(raw)[: count * bits].reshape(count, bits)
     out = np.zeros(count, dtype=np.int64)
     for i in range(bits):

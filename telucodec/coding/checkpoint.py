@@ -30,6 +30,7 @@ Shipped weights (``.safetensors``)
 string metadata in the safetensors format (no pickle at all).  A SHA-256 over names, dtypes,
 shapes, bytes and metadata is stored in the metadata key ``telucodec_sha256`` and checked on load.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -140,7 +141,8 @@ def _plain(obj, where: str):
         return type(obj)(_plain(v, f"{where}[{i}]") for i, v in enumerate(obj))
     raise CheckpointError(
         f"cannot save {where}: {type(obj).__module__}.{type(obj).__qualname__} is not plain data "
-        "(use tensors, numbers, strings, None, lists and dicts)")
+        "(use tensors, numbers, strings, None, lists and dicts)"
+    )
 
 
 # ---------------------------------------------------------------------------- save and load
@@ -226,14 +228,15 @@ def load_checkpoint(path, map_location="cpu") -> dict:
         msg = str(e)
         if "Weights only load failed" in msg:
             raise CheckpointError(
-                f"refusing to load {path}: not a plain-weights checkpoint, unsafe to load "
-                f"({_unsafe_reason(msg)})") from None
+                f"refusing to load {path}: not a plain-weights checkpoint, unsafe to load ({_unsafe_reason(msg)})"
+            ) from None
         raise CheckpointError(f"{path}: corrupted checkpoint ({_one_line(msg, 100)})") from None
     except OSError as e:
         raise CheckpointError(f"cannot read {path}: {e.strerror or _one_line(e)}") from None
     except Exception as e:  # zip errors, EOF, decoding errors, storage size mismatches, ...
         raise CheckpointError(
-            f"{path}: truncated or corrupted checkpoint ({type(e).__name__}: {_one_line(e, 100)})") from None
+            f"{path}: truncated or corrupted checkpoint ({type(e).__name__}: {_one_line(e, 100)})"
+        ) from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a TeluCodec checkpoint (top level is {type(state).__name__}, not dict)")
     return state
@@ -264,8 +267,9 @@ def list_checkpoints(folder, pattern: str = "*.pt") -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    found = [p for p in folder.glob(pattern)
-             if p.is_file() and ".tmp-" not in p.name and not p.name.endswith(SIDECAR_SUFFIX)]
+    found = [
+        p for p in folder.glob(pattern) if p.is_file() and ".tmp-" not in p.name and not p.name.endswith(SIDECAR_SUFFIX)
+    ]
     return sorted(found, key=_order_key)
 
 
@@ -307,8 +311,7 @@ def load_latest_good(folder, map_location="cpu", pattern: str = "*.pt") -> tuple
 # ------------------------------------------------------------------------------ safetensors
 def _tensor_digest(tensors: dict, metadata: dict) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({k: v for k, v in metadata.items() if k != SAFETENSORS_HASH_KEY},
-                        sort_keys=True).encode())
+    h.update(json.dumps({k: v for k, v in metadata.items() if k != SAFETENSORS_HASH_KEY}, sort_keys=True).encode())
     for name in sorted(tensors):
         t = tensors[name]
         h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())

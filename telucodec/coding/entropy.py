@@ -52,6 +52,7 @@ refuses the file. In a ``.safetensors`` file the tables are the tensors ``entrop
 ``(n_q, K)``) and ``entropy.nq<n_q>.freqs`` (int16, ``(n_q, M, K)``), beside the metadata key ``entropy_model``
 (JSON: id, contexts, n_q, the fit report). ``python -m telucodec fit-entropy`` fits and writes them.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -63,12 +64,20 @@ import numpy as np
 
 from telucodec.errors import TeluCodecError
 
-__all__ = ["EntropyModel", "fit", "collect_codes", "fit_on_clips", "DEFAULT_CONTEXTS", "DEFAULT_SMOOTHING",
-           "META_KEY", "TENSOR_PREFIX"]
+__all__ = [
+    "EntropyModel",
+    "fit",
+    "collect_codes",
+    "fit_on_clips",
+    "DEFAULT_CONTEXTS",
+    "DEFAULT_SMOOTHING",
+    "META_KEY",
+    "TENSOR_PREFIX",
+]
 
-PRECISION = 24                   # constriction's default categorical models: probabilities in units of 2**-24
-ROW_TOTAL = 1 << 16              # a stored row sums to this
-MAX_FREQ = (1 << 15) - 1         # ... and no entry exceeds it: every probability is below 1/2
+PRECISION = 24  # constriction's default categorical models: probabilities in units of 2**-24
+ROW_TOTAL = 1 << 16  # a stored row sums to this
+MAX_FREQ = (1 << 15) - 1  # ... and no entry exceeds it: every probability is below 1/2
 ID_BYTES = 8
 DEFAULT_CONTEXTS = 16
 DEFAULT_SMOOTHING = 50.0
@@ -91,7 +100,7 @@ def coder_rows(freqs: np.ndarray, codebook_size: int) -> np.ndarray:
     f = freqs.astype(np.int64)
     free = (1 << PRECISION) - codebook_size
     f24 = f * free // ROW_TOTAL
-    rem = free - f24.sum(-1, keepdims=True)                # 0 <= rem < K: each floor lost less than 1
+    rem = free - f24.sum(-1, keepdims=True)  # 0 <= rem < K: each floor lost less than 1
     f24 += np.arange(codebook_size) < rem
     return f24.astype(np.float64)
 
@@ -152,8 +161,10 @@ class EntropyModel:
         return int(n_q) in self.tables
 
     def __repr__(self) -> str:
-        return (f"EntropyModel(id={self.hex_id}, codebook_size={self.codebook_size}, n_q={list(self.n_qs)}, "
-                f"contexts={self.contexts})")
+        return (
+            f"EntropyModel(id={self.hex_id}, codebook_size={self.codebook_size}, n_q={list(self.n_qs)}, "
+            f"contexts={self.contexts})"
+        )
 
     def probabilities(self, n_q: int) -> np.ndarray:
         """(n_q, M, K) float64: the exact probabilities the coder uses, ``(f24 + 1) / 2**24``."""
@@ -175,8 +186,9 @@ class EntropyModel:
     def _check(self, codes) -> np.ndarray:
         codes = np.asarray(codes)
         if codes.ndim != 2 or not self.covers(codes.shape[0]):
-            raise ValueError(f"this entropy model codes (n_q, frames) codes with n_q in {list(self.n_qs)}, "
-                             f"got shape {codes.shape}")
+            raise ValueError(
+                f"this entropy model codes (n_q, frames) codes with n_q in {list(self.n_qs)}, got shape {codes.shape}"
+            )
         if codes.size and (codes.min() < 0 or codes.max() >= self.codebook_size):
             raise ValueError(f"codes must lie in [0, {self.codebook_size})")
         return codes.astype(np.int64, copy=False)
@@ -225,7 +237,7 @@ class EntropyModel:
                 for m in np.unique(ctx):
                     where = ctx == m
                     out[s][where] = dec.decode(self._model(n_q, s, int(m)), int(where.sum()))
-        except Exception as e:                       # constriction reports invalid data as AssertionError
+        except Exception as e:  # constriction reports invalid data as AssertionError
             raise ValueError(f"not valid entropy-coded data ({' '.join(str(e).split())[:80]})") from None
         return out
 
@@ -233,6 +245,7 @@ class EntropyModel:
     def tensors(self) -> dict:
         """``{name: torch.Tensor}`` to store beside the weights (module docstring)."""
         import torch
+
         out = {}
         for n_q, (classes, freqs) in self.tables.items():
             out[f"{TENSOR_PREFIX}nq{n_q}.classes"] = torch.from_numpy(classes.copy())
@@ -240,8 +253,15 @@ class EntropyModel:
         return out
 
     def metadata(self) -> str:
-        return json.dumps({"id": self.hex_id, "codebook_size": self.codebook_size, "n_q": list(self.n_qs),
-                           "contexts": self.contexts, "fit": self.report})
+        return json.dumps(
+            {
+                "id": self.hex_id,
+                "codebook_size": self.codebook_size,
+                "n_q": list(self.n_qs),
+                "contexts": self.contexts,
+                "fit": self.report,
+            }
+        )
 
     @classmethod
     def from_tensors(cls, tensors: dict, metadata: str | dict | None = None) -> EntropyModel | None:
@@ -294,7 +314,7 @@ def _quantize(p: np.ndarray) -> np.ndarray:
     f += 1
     excess = int(np.clip(f - MAX_FREQ, 0, None).sum())
     f = np.minimum(f, MAX_FREQ)
-    for i in np.argsort(-f, kind="stable"):            # give what the cap took to the largest others
+    for i in np.argsort(-f, kind="stable"):  # give what the cap took to the largest others
         if excess == 0:
             break
         give = min(excess, MAX_FREQ - int(f[i]))
@@ -329,8 +349,13 @@ def _cluster(counts: np.ndarray, m: int, iters: int) -> np.ndarray:
     return assign
 
 
-def fit(codes_by_n_q: dict, codebook_size: int, contexts: int = DEFAULT_CONTEXTS,
-        smoothing: float = DEFAULT_SMOOTHING, iters: int = 20) -> EntropyModel:
+def fit(
+    codes_by_n_q: dict,
+    codebook_size: int,
+    contexts: int = DEFAULT_CONTEXTS,
+    smoothing: float = DEFAULT_SMOOTHING,
+    iters: int = 20,
+) -> EntropyModel:
     """An :class:`EntropyModel` from training codes: ``{n_q: [(n_q, frames) int arrays, ...]}``. ``contexts`` = M
     classes of the previous stage's code (1: per-stage priors); ``smoothing``: the weight of the stage's overall
     distribution in each class's (a Dirichlet prior, in frames). The report says, per n_q, the frames fitted on
@@ -338,11 +363,16 @@ def fit(codes_by_n_q: dict, codebook_size: int, contexts: int = DEFAULT_CONTEXTS
     k = int(codebook_size)
     if not 1 <= contexts <= 256:
         raise ValueError(f"contexts must be between 1 and 256, got {contexts}")
-    tables, report = {}, {"contexts": int(contexts), "smoothing": float(smoothing), "frames": {},
-                          "fit_bits_per_code": {}}
+    tables, report = (
+        {},
+        {"contexts": int(contexts), "smoothing": float(smoothing), "frames": {}, "fit_bits_per_code": {}},
+    )
     for n_q, parts in sorted(codes_by_n_q.items()):
-        codes = np.concatenate([np.asarray(c, np.int64).reshape(n_q, -1) for c in parts], axis=1) if parts \
+        codes = (
+            np.concatenate([np.asarray(c, np.int64).reshape(n_q, -1) for c in parts], axis=1)
+            if parts
             else np.zeros((n_q, 0), np.int64)
+        )
         if codes.shape[1] == 0:
             raise ValueError(f"no frames to fit the entropy model on at n_q={n_q}")
         if codes.min() < 0 or codes.max() >= k:
@@ -375,6 +405,7 @@ def collect_codes(model, clips, n_qs=None) -> dict:
     """``{n_q: [codes of each clip]}``: `clips` (float32 arrays at the model's rate) coded by the CodecModel
     `model` at each of `n_qs` (default: every stage count its bitrates use)."""
     from telucodec.coding.streaming import encode_chunked
+
     cfg = model.config
     n_qs = n_qs or [n for n in cfg.n_q_choices if n <= cfg.n_q] or [cfg.n_q]
     out = {int(n): [] for n in n_qs}
@@ -385,7 +416,8 @@ def collect_codes(model, clips, n_qs=None) -> dict:
     return out
 
 
-def fit_on_clips(model, clips, contexts: int = DEFAULT_CONTEXTS, smoothing: float = DEFAULT_SMOOTHING,
-                 n_qs=None) -> EntropyModel:
+def fit_on_clips(
+    model, clips, contexts: int = DEFAULT_CONTEXTS, smoothing: float = DEFAULT_SMOOTHING, n_qs=None
+) -> EntropyModel:
     """:func:`fit` on the codes `model` gives `clips` (its training speech) at each of its stage counts."""
     return fit(collect_codes(model, clips, n_qs), model.config.codebook_size, contexts, smoothing)

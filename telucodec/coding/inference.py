@@ -1,4 +1,5 @@
 """Using a trained codec: load it, encode waveforms to integer codes, decode codes to waveforms."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from telucodec.codec.envelope import DEFAULT_SPLIT
+from telucodec.codec.model import Codec
 from telucodec.coding import checkpoint as ckpt
 from telucodec.config import CodecConfig, preset
 from telucodec.errors import CheckpointError, TeluCodecError
 from telucodec.fixes import Fixes
-from telucodec.codec.envelope import DEFAULT_SPLIT
-from telucodec.codec.model import Codec
 from telucodec.paths import RESULTS_DIR
 
 PRETRAINED = RESULTS_DIR / "pretrained" / "telucodec.safetensors"
@@ -21,10 +22,10 @@ class CodecModel:
     """A trained codec with a numpy-friendly interface. Mono in, mono out; any input rate is resampled."""
 
     def __init__(self, codec: Codec, device: str = "cpu", source: str = ""):
-        self.codec = codec.fold_weight_norm().to(device).eval()     # inference needs no reparametrisation
+        self.codec = codec.fold_weight_norm().to(device).eval()  # inference needs no reparametrisation
         self.device, self.source = device, source
-        self.metadata: dict = {}      # what a .safetensors export recorded beside the weights (recipe, command, ...)
-        self.entropy = None           # a telucodec.coding.entropy.EntropyModel shipped beside the weights: .tlc version 2
+        self.metadata: dict = {}  # what a .safetensors export recorded beside the weights (recipe, command, ...)
+        self.entropy = None  # a telucodec.coding.entropy.EntropyModel shipped beside the weights: .tlc version 2
 
     @property
     def sample_rate(self) -> int:
@@ -42,7 +43,7 @@ class CodecModel:
         return n
 
     @classmethod
-    def untrained(cls, preset_name: str = "ci", seed: int = 0, fixes: Fixes = Fixes.all()) -> "CodecModel":
+    def untrained(cls, preset_name: str = "ci", seed: int = 0, fixes: Fixes = Fixes.all()) -> CodecModel:
         """A randomly initialised codec (for tests and speed benchmarks, not for listening)."""
         torch.manual_seed(seed)
         return cls(Codec(preset(preset_name).codec, fixes), source=f"untrained {preset_name}")
@@ -51,7 +52,7 @@ class CodecModel:
         """A mono float32 numpy waveform at the model's rate (channels averaged, resampled), checked."""
         wav = wav.detach().cpu().numpy() if isinstance(wav, torch.Tensor) else np.asarray(wav)
         wav = wav.astype(np.float32)
-        if wav.ndim == 2:                                      # (channels, time) or (time, channels)
+        if wav.ndim == 2:  # (channels, time) or (time, channels)
             wav = wav.mean(axis=0 if wav.shape[0] < wav.shape[1] else 1)
         if wav.ndim != 1 or wav.size == 0:
             raise TeluCodecError("expected a non-empty mono waveform (1-D array)")
@@ -59,6 +60,7 @@ class CodecModel:
             raise TeluCodecError("the waveform contains NaN or inf samples")
         if sample_rate != self.sample_rate:
             from telucodec.data.audio_io import resample
+
             wav = resample(wav, int(sample_rate), self.sample_rate)
         return wav
 
@@ -72,6 +74,7 @@ class CodecModel:
         piece with the model's receptive field as context on both sides: the codes are identical to coding the
         whole input at once, and memory stays bounded. chunk_seconds=0 codes it in one piece."""
         from telucodec.coding.streaming import encode_chunked
+
         return encode_chunked(self, self._prepare_numpy(wav, sample_rate), self.kbps_to_n_q(kbps), chunk_seconds)
 
     def decode(self, codes, num_samples: int | None = None, *, chunk_seconds: float | None = None) -> np.ndarray:
@@ -80,17 +83,26 @@ class CodecModel:
         Decoded `chunk_seconds` at a time, like encode: the same samples as one piece, to float rounding."""
         codes = np.asarray(codes.detach().cpu() if isinstance(codes, torch.Tensor) else codes)
         integral = np.issubdtype(codes.dtype, np.integer) or (
-            np.issubdtype(codes.dtype, np.floating) and np.isfinite(codes).all() and (codes == np.round(codes)).all())
-        if codes.ndim != 2 or codes.size == 0 or not integral \
-                or codes.shape[0] > self.config.n_q or codes.max() >= self.config.codebook_size or codes.min() < 0:
+            np.issubdtype(codes.dtype, np.floating) and np.isfinite(codes).all() and (codes == np.round(codes)).all()
+        )
+        if (
+            codes.ndim != 2
+            or codes.size == 0
+            or not integral
+            or codes.shape[0] > self.config.n_q
+            or codes.max() >= self.config.codebook_size
+            or codes.min() < 0
+        ):
             raise TeluCodecError("codes must be (n_q, frames) integers in [0, codebook_size)")
         from telucodec.coding.streaming import decode_chunked
+
         return decode_chunked(self, codes.astype(np.int64, copy=False), num_samples, chunk_seconds)
 
     def stream_encoder(self, kbps: float = 6.0, **options):
         """A telucodec.coding.streaming.StreamEncoder: push samples at the model's rate, get code frames out
         (``.delay_samples``: a frame plus the encoder's look-ahead). Options: n_q, min_frames, max_frames."""
         from telucodec.coding.streaming import StreamEncoder
+
         return StreamEncoder(self, kbps, **options)
 
     def stream_decoder(self, **options):
@@ -98,24 +110,33 @@ class CodecModel:
         decoder's look-ahead). Options: n_q, num_frames, num_samples (the stream's totals, when known),
         min_frames, max_frames."""
         from telucodec.coding.streaming import StreamDecoder
+
         return StreamDecoder(self, **options)
 
     def pack(self, codes, num_samples: int, *, entropy: bool = True, block_frames: int | None = None) -> bytes:
         """Codes (n_q, frames) -> the bytes of a ``.tlc`` file: entropy-coded (version 2) when this model has an
         entropy model for that n_q and `entropy` is True, else version 1."""
         from telucodec.coding import bitstream
+
         codes = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
         n_q = codes.shape[0] if codes.ndim == 2 else 0
         model = self.entropy if entropy and self.entropy is not None and self.entropy.covers(n_q) else None
-        return bitstream.pack(codes, sample_rate=self.sample_rate, codebook_size=self.config.codebook_size,
-                              hop_length=self.config.hop_length, num_samples=num_samples,
-                              envelope_stages=self.codec.envelope_stages(n_q) if n_q else 0, entropy=model,
-                              block_frames=block_frames or bitstream.DEFAULT_BLOCK_FRAMES)
+        return bitstream.pack(
+            codes,
+            sample_rate=self.sample_rate,
+            codebook_size=self.config.codebook_size,
+            hop_length=self.config.hop_length,
+            num_samples=num_samples,
+            envelope_stages=self.codec.envelope_stages(n_q) if n_q else 0,
+            entropy=model,
+            block_frames=block_frames or bitstream.DEFAULT_BLOCK_FRAMES,
+        )
 
     def unpack(self, data: bytes, source: str = "bitstream"):
         """The bytes of a ``.tlc`` file (version 1, or 2 entropy-coded with this model's entropy model) -> a
         telucodec.coding.bitstream.Bitstream."""
         from telucodec.coding import bitstream
+
         return bitstream.unpack(data, source=source, entropy=self.entropy)
 
     def state(self) -> dict:
@@ -128,8 +149,10 @@ def load(path=None, device: str = "cpu") -> CodecModel:
     if path is None:
         path = PRETRAINED
         if not path.exists():
-            raise CheckpointError(f"no pretrained checkpoint is shipped yet ({path}); train one with "
-                                  f"`python -m telucodec train` and pass --checkpoint")
+            raise CheckpointError(
+                f"no pretrained checkpoint is shipped yet ({path}); train one with "
+                f"`python -m telucodec train` and pass --checkpoint"
+            )
     path = Path(path)
     if path.is_dir():
         found = ckpt.load_latest_good(path)
@@ -141,10 +164,10 @@ def load(path=None, device: str = "cpu") -> CodecModel:
         import json
 
         from telucodec.coding.entropy import TENSOR_PREFIX
+
         entropy_tensors = {k: v for k, v in tensors.items() if k.startswith(TENSOR_PREFIX)}
         tensors = {k: v for k, v in tensors.items() if not k.startswith(TENSOR_PREFIX)}
-        state = {"model": tensors, "codec_config": json.loads(meta["codec_config"]),
-                 "fixes": json.loads(meta["fixes"])}
+        state = {"model": tensors, "codec_config": json.loads(meta["codec_config"]), "fixes": json.loads(meta["fixes"])}
     else:
         state = ckpt.load_checkpoint(path)
     try:
@@ -156,13 +179,16 @@ def load(path=None, device: str = "cpu") -> CodecModel:
     if path.suffix == ".safetensors":
         model.metadata = {k: v for k, v in meta.items() if k not in ("codec_config", "fixes")}
         from telucodec.coding.entropy import META_KEY, EntropyModel
+
         try:
             model.entropy = EntropyModel.from_tensors(entropy_tensors, meta.get(META_KEY))
         except ValueError as exc:
             raise CheckpointError(f"{path}: its entropy model is damaged ({exc})") from None
         if model.entropy is not None and model.entropy.codebook_size != codec.config.codebook_size:
-            raise CheckpointError(f"{path}: its entropy model codes {model.entropy.codebook_size} codes, the codec "
-                                  f"{codec.config.codebook_size}")
+            raise CheckpointError(
+                f"{path}: its entropy model codes {model.entropy.codebook_size} codes, the codec "
+                f"{codec.config.codebook_size}"
+            )
     return model
 
 
@@ -172,6 +198,7 @@ def export_safetensors(model: CodecModel | Codec, path, extra: dict | None = Non
     import json
 
     from telucodec.coding.entropy import META_KEY
+
     codec = model.codec if isinstance(model, CodecModel) else model
     entropy = getattr(model, "entropy", None)
     meta = {"codec_config": json.dumps(codec.config.to_dict()), "fixes": json.dumps(codec.fixes.to_dict())}
@@ -189,6 +216,7 @@ def with_envelope(model, clips, split: tuple = DEFAULT_SPLIT, seed: int = 0):
     from dataclasses import replace
 
     from telucodec.codec.model import Codec
+
     codec = model.codec if hasattr(model, "codec") else model
     if codec.config.envelope_split:
         raise ValueError("this codec already carries an envelope")
@@ -208,6 +236,7 @@ def without_envelope(model):
     from dataclasses import replace
 
     from telucodec.codec.model import Codec
+
     codec = model.codec if hasattr(model, "codec") else model
     if not codec.config.envelope_split:
         return model if hasattr(model, "codec") else CodecModel(codec.eval())

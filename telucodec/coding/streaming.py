@@ -37,6 +37,7 @@ as two whole files of different lengths can. Samples then agree to ~1e-5; a code
 are that close, which is rare: 0 of 180,000 codes differed on 5 minutes of Common Voice Telugu with the shipped
 model at 3, 10 and 20 s pieces; 2 of 3,000 (residual stages 8 and 9) on one 5-s noise clip cut into 0.7-s pieces.
 """
+
 from __future__ import annotations
 
 import copy
@@ -51,7 +52,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from telucodec.data.audio_io import _AV_ONLY, _WRITE_FORMATS, AudioReadError, av_audio_stream, _check_file, _one_line, _quiet_stderr
+from telucodec.data.audio_io import (
+    _AV_ONLY,
+    _WRITE_FORMATS,
+    AudioReadError,
+    _check_file,
+    _one_line,
+    _quiet_stderr,
+    av_audio_stream,
+)
 from telucodec.errors import TeluCodecError
 
 __all__ = [
@@ -110,7 +119,7 @@ class Context:
         return self.hop_length + self.lookahead_samples
 
 
-_CONTEXTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_CONTEXTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def context(codec) -> Context:
@@ -143,7 +152,7 @@ def _support(grads, axis_len: int) -> tuple:
     nz = torch.zeros(axis_len, dtype=torch.bool)
     for g in grads:
         if g is not None:
-            nz |= (g.abs().reshape(-1, g.shape[-1]).sum(0) > 0)
+            nz |= g.abs().reshape(-1, g.shape[-1]).sum(0) > 0
     idx = torch.nonzero(nz).flatten()
     if idx.numel() == 0:
         raise TeluCodecError("could not measure the codec's receptive field (no gradient reached the input)")
@@ -159,10 +168,12 @@ def _measure_context(codec) -> Context:
     with torch.enable_grad():
         while enc is None or dec is None:
             if frames > _PROBE_MAX_FRAMES:
-                raise TeluCodecError(f"the codec's receptive field is wider than {_PROBE_MAX_FRAMES} frames: it "
-                                     f"cannot be coded in pieces")
+                raise TeluCodecError(
+                    f"the codec's receptive field is wider than {_PROBE_MAX_FRAMES} frames: it "
+                    f"cannot be coded in pieces"
+                )
             c = frames // 2
-            if enc is None:                                        # encoder: input samples -> frame c
+            if enc is None:  # encoder: input samples -> frame c
                 x = (0.1 * torch.randn(1, 1, frames * hop, generator=gen)).requires_grad_()
                 z = clone.encoder(x)
                 if z.shape[-1] != frames:
@@ -174,20 +185,20 @@ def _measure_context(codec) -> Context:
                 lo, hi = _support(torch.autograd.grad(target, x), frames * hop)
                 if lo > 0 and hi < frames * hop - 1:
                     enc = (max(0, c * hop - lo), max(0, hi - ((c + 1) * hop - 1)))
-            if dec is None:                                        # decoder: latent/envelope frames -> frame c
+            if dec is None:  # decoder: latent/envelope frames -> frame c
                 latent = torch.randn(1, codec.config.latent_dim, frames, generator=gen).requires_grad_()
                 inputs = [latent]
                 envelope = None
                 if clone.envelope is not None:
                     with torch.no_grad():
                         raw = clone.decoder(latent)
-                        own = clone.envelope._pooled(clone.envelope._stft(raw), frames)[:, clone.envelope.first:]
+                        own = clone.envelope._pooled(clone.envelope._stft(raw), frames)[:, clone.envelope.first :]
                     envelope = (own + 0.1 * torch.randn(own.shape, generator=gen)).requires_grad_()
                     inputs.append(envelope)
                 y = _synthesise(clone, latent, envelope, 0, None, _Totals(frames, frames * hop))
                 if y.shape[-1] != frames * hop:
                     raise TeluCodecError(f"the decoder gives {y.shape[-1]} samples for {frames} frames of {hop}")
-                target = (y[0, 0, c * hop:(c + 1) * hop] * torch.randn(hop, generator=gen)).sum()
+                target = (y[0, 0, c * hop : (c + 1) * hop] * torch.randn(hop, generator=gen)).sum()
                 lo, hi = _support(torch.autograd.grad(target, inputs, allow_unused=True), frames)
                 if lo > 0 and hi < frames - 1:
                     dec = (c - lo, hi - c)
@@ -200,12 +211,14 @@ def _measure_context(codec) -> Context:
 @dataclass(frozen=True)
 class _Totals:
     """The whole stream's length, for the gain interpolations (None: unknown, a live stream)."""
+
     frames: int | None
     samples: int | None
 
 
-def _global_linear(x: torch.Tensor, in_first: int, out_first: int, n_out: int, ratio: float,
-                   n_in_total: int | None) -> torch.Tensor:
+def _global_linear(
+    x: torch.Tensor, in_first: int, out_first: int, n_out: int, ratio: float, n_in_total: int | None
+) -> torch.Tensor:
     """``F.interpolate(whole, size=..., mode="linear", align_corners=False)`` of the whole signal, evaluated on
     `n_out` output positions from `out_first` on, when `x` holds the whole input's positions `in_first`... only.
     `ratio` is the whole call's input/output size ratio; the index arithmetic is PyTorch's, in float32."""
@@ -235,6 +248,7 @@ def _ratio(in_frames: int | None, samples: int | None, stft_hop: int, per_frame:
 def _postfilter_piece(pf, raw, latent, first_frame: int, totals: _Totals):
     """EnvelopePostfilter.forward's waveform for a piece (its gain interpolation made global)."""
     from telucodec.codec.spectral import _window, mel_band_filters
+
     spec = pf._stft(raw)
     g = pf.head(latent.float())
     b, _, k = g.shape
@@ -244,8 +258,9 @@ def _postfilter_piece(pf, raw, latent, first_frame: int, totals: _Totals):
     g = _global_linear(g, 2 * first_frame, 2 * first_frame, spec.shape[-1], ratio, n_in)
     _, spread = mel_band_filters(pf.n_fft, pf.n_bands, pf.sample_rate, str(spec.device))
     gain = torch.exp(0.5 * torch.einsum("fk,bkt->bft", spread, g.clamp(-10.0, 10.0)))
-    out = torch.istft(spec * gain, pf.n_fft, pf.hop, window=_window(pf.n_fft, str(spec.device)), center=True,
-                      length=raw.shape[-1])
+    out = torch.istft(
+        spec * gain, pf.n_fft, pf.hop, window=_window(pf.n_fft, str(spec.device)), center=True, length=raw.shape[-1]
+    )
     return out[:, None].to(raw.dtype)
 
 
@@ -253,10 +268,11 @@ def _impose_piece(coder, raw, envelope, first_frame: int, totals: _Totals):
     """EnvelopeCoder.impose for a piece (its gain interpolation made global)."""
     from telucodec.codec.envelope import HOP, N_FFT
     from telucodec.codec.spectral import _window
+
     spec = coder._stft(raw)
     own = coder._pooled(spec, envelope.shape[-1])
     gain = torch.zeros_like(own)
-    gain[:, coder.first:] = 0.5 * (envelope - own[:, coder.first:])
+    gain[:, coder.first :] = 0.5 * (envelope - own[:, coder.first :])
     ratio = _ratio(totals.frames, totals.samples, HOP, 1, 0.5)
     gain = _global_linear(gain, first_frame, 2 * first_frame, spec.shape[-1], ratio, totals.frames).clamp(-10.0, 10.0)
     gain = torch.exp(torch.einsum("fk,bkt->bft", coder.spread, gain))
@@ -300,8 +316,9 @@ class StreamEncoder:
     algorithmic delay; :func:`measure_delay` checks it). With ``min_frames`` > 1 the encoder waits for that many
     new frames before it runs (less computation per frame, more delay). ``max_frames`` bounds one run (memory)."""
 
-    def __init__(self, model, kbps: float = 6.0, *, n_q: int | None = None, min_frames: int = 1,
-                 max_frames: int | None = None):
+    def __init__(
+        self, model, kbps: float = 6.0, *, n_q: int | None = None, min_frames: int = 1, max_frames: int | None = None
+    ):
         self.model = model
         self.codec = model.codec
         self.n_q = int(n_q) if n_q is not None else model.kbps_to_n_q(kbps)
@@ -317,9 +334,9 @@ class StreamEncoder:
         default_max = int(DEFAULT_CHUNK_SECONDS * model.config.frame_rate)
         self.max_frames = max(self.min_frames, int(max_frames or default_max))
         self._buf = np.zeros(0, np.float32)
-        self._buf_start = 0            # absolute index of _buf[0]
+        self._buf_start = 0  # absolute index of _buf[0]
         self._received = 0
-        self._next = 0                 # next frame to emit
+        self._next = 0  # next frame to emit
         self._finished = False
 
     @property
@@ -337,8 +354,8 @@ class StreamEncoder:
         x = _as_mono(samples)
         out = []
         step = self.max_frames * self.hop_length
-        for i in range(0, x.size, step):             # bounded buffer whatever the push size
-            part = x[i:i + step]
+        for i in range(0, x.size, step):  # bounded buffer whatever the push size
+            part = x[i : i + step]
             self._buf = np.concatenate([self._buf, part]) if self._buf.size else part.copy()
             self._received += part.size
             out += self._run(final=False)
@@ -377,16 +394,16 @@ class StreamEncoder:
                 break
             s = self._next
             e = s + min(ready, self.max_frames)
-            start = max(0, min(s, e - self.min_frames) - self._left) * hop     # at least min_frames per run
+            start = max(0, min(s, e - self.min_frames) - self._left) * hop  # at least min_frames per run
             end = min(self._received, e * hop + right)
-            piece = self._buf[start - self._buf_start:end - self._buf_start]
+            piece = self._buf[start - self._buf_start : end - self._buf_start]
             codes = self._encode_piece(np.ascontiguousarray(piece))
             first = start // hop
-            out.append(codes[:, s - first:e - first])
+            out.append(codes[:, s - first : e - first])
             self._next = e
             keep_from = max(0, self._next - self.min_frames - self._left) * hop
             if keep_from > self._buf_start:
-                self._buf = self._buf[keep_from - self._buf_start:]
+                self._buf = self._buf[keep_from - self._buf_start :]
                 self._buf_start = keep_from
         return out
 
@@ -403,8 +420,16 @@ class StreamDecoder:
     float rounding. Without them (a live stream) the interpolation is the time-aligned one (step exactly 1/2),
     which the whole-file decoder approaches on long files. A codec with neither is exact either way."""
 
-    def __init__(self, model, *, n_q: int | None = None, num_frames: int | None = None,
-                 num_samples: int | None = None, min_frames: int = 1, max_frames: int | None = None):
+    def __init__(
+        self,
+        model,
+        *,
+        n_q: int | None = None,
+        num_frames: int | None = None,
+        num_samples: int | None = None,
+        min_frames: int = 1,
+        max_frames: int | None = None,
+    ):
         self.model = model
         self.codec = model.codec
         cfg = model.config
@@ -422,7 +447,7 @@ class StreamDecoder:
         if num_samples is not None and int(num_samples) < 1:
             raise TeluCodecError(f"num_samples must be at least 1, got {num_samples}")
         self.num_frames = int(num_frames) if num_frames is not None else None
-        self._live = self.num_frames is None      # the gain interpolations use their limit step (see the class)
+        self._live = self.num_frames is None  # the gain interpolations use their limit step (see the class)
         self.num_samples = int(num_samples) if num_samples is not None else None
         self.min_frames = max(1, int(min_frames))
         default_max = int(DEFAULT_CHUNK_SECONDS * cfg.frame_rate)
@@ -430,8 +455,8 @@ class StreamDecoder:
         self._buf = np.zeros((self.n_q or 0, 0), np.int64)
         self._buf_start = 0
         self._received = 0
-        self._next = 0             # next frame whose samples are emitted
-        self._emitted = 0          # samples emitted
+        self._next = 0  # next frame whose samples are emitted
+        self._emitted = 0  # samples emitted
         self._finished = False
 
     @property
@@ -445,7 +470,7 @@ class StreamDecoder:
     def _check(self, codes) -> np.ndarray:
         c = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
         if c.ndim == 1 and self.n_q is not None and c.size == self.n_q:
-            c = c[:, None]                                            # one frame
+            c = c[:, None]  # one frame
         cfg = self.model.config
         if c.ndim != 2 or not (np.issubdtype(c.dtype, np.integer) or c.size == 0):
             raise TeluCodecError("codes must be (n_q, frames) integers in [0, codebook_size)")
@@ -469,7 +494,7 @@ class StreamDecoder:
             raise TeluCodecError(f"more than the {self.num_frames} frames this stream declared")
         out = []
         for i in range(0, c.shape[1], self.max_frames):
-            part = c[:, i:i + self.max_frames]
+            part = c[:, i : i + self.max_frames]
             self._buf = np.concatenate([self._buf, part], axis=1)
             self._received += part.shape[1]
             out += self._run(final=False)
@@ -501,7 +526,7 @@ class StreamDecoder:
         hop, right = self.hop_length, self.lookahead_frames
         total = self._received
         ready_end = total if final else max(0, total - right)
-        length = self._length()                  # known at the end, or from the start when num_frames was given
+        length = self._length()  # known at the end, or from the start when num_frames was given
         limit = length if length is not None else self.num_samples
         totals = _Totals(None, None) if self._live else _Totals(self.num_frames, length)
         e_stages = self.codec.envelope_stages(self.n_q)
@@ -512,23 +537,23 @@ class StreamDecoder:
                 break
             s = self._next
             e = s + min(ready, self.max_frames)
-            first = max(0, min(s, e - self.min_frames) - self._left)          # at least min_frames per run
+            first = max(0, min(s, e - self.min_frames) - self._left)  # at least min_frames per run
             last = min(total, e + right)
-            piece = torch.from_numpy(self._buf[:, first - self._buf_start:last - self._buf_start])[None]
+            piece = torch.from_numpy(self._buf[:, first - self._buf_start : last - self._buf_start])[None]
             piece = piece.to(self.model.device)
-            latent = self.codec.quantizer.decode_codes(piece[:, :self.n_q - e_stages])
-            envelope = self.codec.envelope.decode(piece[:, self.n_q - e_stages:]) if e_stages else None
+            latent = self.codec.quantizer.decode_codes(piece[:, : self.n_q - e_stages])
+            envelope = self.codec.envelope.decode(piece[:, self.n_q - e_stages :]) if e_stages else None
             at_end = final and last == total and length is not None
             trim = length - first * hop if at_end and length < last * hop else None
             y = _synthesise(self.codec, latent, envelope, first, trim, totals)[0, 0]
             stop = e * hop if limit is None else min(e * hop, limit)
-            samples = y[s * hop - first * hop:max(s * hop, stop) - first * hop].float().cpu().numpy()
+            samples = y[s * hop - first * hop : max(s * hop, stop) - first * hop].float().cpu().numpy()
             out.append(samples)
             self._emitted += samples.size
             self._next = e
             keep_from = max(0, self._next - self.min_frames - self._left)
             if keep_from > self._buf_start:
-                self._buf = self._buf[:, keep_from - self._buf_start:]
+                self._buf = self._buf[:, keep_from - self._buf_start :]
                 self._buf_start = keep_from
         return out
 
@@ -557,27 +582,29 @@ def encode_chunked(model, wav: np.ndarray, n_q: int, chunk_seconds: float | None
     return np.concatenate(parts, axis=1)
 
 
-def decode_chunked(model, codes: np.ndarray, num_samples: int | None = None,
-                   chunk_seconds: float | None = None) -> np.ndarray:
+def decode_chunked(
+    model, codes: np.ndarray, num_samples: int | None = None, chunk_seconds: float | None = None
+) -> np.ndarray:
     """float32 waveform of (n_q, frames) codes, `chunk_seconds` at a time; equal to one piece to float rounding."""
     chunk = chunk_frames(model, chunk_seconds)
     frames = codes.shape[1]
     hop = model.config.hop_length
-    odd_length = num_samples is not None and num_samples <= (frames - 1) * hop   # not a .tlc's: whole-file rules
+    odd_length = num_samples is not None and num_samples <= (frames - 1) * hop  # not a .tlc's: whole-file rules
     if chunk is None or frames <= chunk or odd_length:
         c = torch.as_tensor(codes, dtype=torch.long, device=model.device)[None]
         return model.codec.decode_tensor(c, num_samples)[0, 0].float().cpu().numpy()
-    dec = StreamDecoder(model, n_q=codes.shape[0], num_frames=frames, num_samples=num_samples, min_frames=chunk,
-                        max_frames=chunk)
+    dec = StreamDecoder(
+        model, n_q=codes.shape[0], num_frames=frames, num_samples=num_samples, min_frames=chunk, max_frames=chunk
+    )
     length = min(num_samples, frames * hop) if num_samples is not None else frames * hop
     out = np.empty(length, np.float32)
     at = 0
     for i in range(0, frames, chunk):
-        y = dec.push(codes[:, i:i + chunk])
-        out[at:at + y.size] = y
+        y = dec.push(codes[:, i : i + chunk])
+        out[at : at + y.size] = y
         at += y.size
     y = dec.flush()
-    out[at:at + y.size] = y
+    out[at : at + y.size] = y
     assert at + y.size == length
     return out
 
@@ -592,30 +619,35 @@ def measure_delay(model, kbps: float = 6.0, seconds: float = 1.0, block: int = 1
     enc = model.stream_encoder(kbps=kbps)
     enc_delay, frames = [], []
     for i in range(0, x.size, block):
-        got = enc.push(x[i:i + block])
+        got = enc.push(x[i : i + block])
         for _ in range(got.shape[1]):
             t = len(enc_delay)
-            enc_delay.append(min(i + block, x.size) - t * hop)      # samples since the frame's first sample
+            enc_delay.append(min(i + block, x.size) - t * hop)  # samples since the frame's first sample
         frames.append(got)
     codes = np.concatenate(frames + [enc.flush()], axis=1)
-    final_frames = len(enc_delay)                                    # frames that came out before the end
+    final_frames = len(enc_delay)  # frames that came out before the end
     dec = model.stream_decoder(n_q=codes.shape[0])
     dec_delay, emitted = [], 0
     for j in range(codes.shape[1]):
-        emitted += dec.push(codes[:, j:j + 1]).size
+        emitted += dec.push(codes[:, j : j + 1]).size
         while len(dec_delay) < emitted // hop:
-            dec_delay.append((j + 1 - (len(dec_delay) + 1)) * hop)   # frames after it that had to arrive
+            dec_delay.append((j + 1 - (len(dec_delay) + 1)) * hop)  # frames after it that had to arrive
     dec.flush()
     ms = 1000.0 / sr
     enc_measured = max(enc_delay) if enc_delay else None
     dec_measured = max(dec_delay) if dec_delay else None
     return {
-        "hop_length": hop, "sample_rate": sr, "frames_before_end": final_frames,
-        "encoder_delay_samples": enc.delay_samples, "encoder_delay_measured_samples": enc_measured,
+        "hop_length": hop,
+        "sample_rate": sr,
+        "frames_before_end": final_frames,
+        "encoder_delay_samples": enc.delay_samples,
+        "encoder_delay_measured_samples": enc_measured,
         "encoder_lookahead_samples": enc.lookahead_samples,
-        "decoder_delay_samples": dec.delay_samples, "decoder_delay_measured_samples": dec_measured,
+        "decoder_delay_samples": dec.delay_samples,
+        "decoder_delay_measured_samples": dec_measured,
         "total_delay_samples": enc.delay_samples + dec.delay_samples,
-        "encoder_delay_ms": enc.delay_samples * ms, "decoder_delay_ms": dec.delay_samples * ms,
+        "encoder_delay_ms": enc.delay_samples * ms,
+        "decoder_delay_ms": dec.delay_samples * ms,
         "total_delay_ms": (enc.delay_samples + dec.delay_samples) * ms,
     }
 
@@ -639,6 +671,7 @@ class AudioBlockReader:
         if self.path.suffix.lower() not in _AV_ONLY:
             try:
                 import soundfile as sf
+
                 with _quiet_stderr():
                     self._sf = sf.SoundFile(str(self.path))
                 self.source_rate = int(self._sf.samplerate)
@@ -656,6 +689,7 @@ class AudioBlockReader:
     def _av_rate(self) -> int:
         try:
             import av
+
             with av.open(str(self.path), mode="r") as container:
                 return av_audio_stream(container)[1]
         except ImportError:
@@ -689,6 +723,7 @@ class AudioBlockReader:
 
     def _av_blocks(self) -> Iterator[np.ndarray]:
         import av
+
         n = max(1, int(self.block_seconds * self.source_rate))
         pending, count = [], 0
         with av.open(str(self.path), mode="r") as container:
@@ -711,6 +746,7 @@ class AudioBlockReader:
         resampler = None
         if self.target_rate and self.target_rate != self.source_rate:
             import soxr
+
             resampler = soxr.ResampleStream(self.source_rate, self.target_rate, 1, dtype="float32", quality="HQ")
         source = self._sf_blocks() if self._sf is not None else None
         use_av = source is None
@@ -726,7 +762,7 @@ class AudioBlockReader:
             except MemoryError:
                 raise
             except Exception as e:
-                if self._sf is not None and not yielded:          # as read_audio: PyAV when libsndfile fails
+                if self._sf is not None and not yielded:  # as read_audio: PyAV when libsndfile fails
                     self._errors.append(_one_line(e))
                     self.close()
                     try:
@@ -739,8 +775,11 @@ class AudioBlockReader:
                 raise AudioReadError(self.path, f"not a readable audio file ({reason})") from None
             if not np.isfinite(data).all():
                 raise AudioReadError(self.path, "contains NaN or infinite samples")
-            wav = (data.mean(axis=1, dtype=np.float64).astype(np.float32) if data.shape[1] > 1
-                   else np.ascontiguousarray(data[:, 0]))
+            wav = (
+                data.mean(axis=1, dtype=np.float64).astype(np.float32)
+                if data.shape[1] > 1
+                else np.ascontiguousarray(data[:, 0])
+            )
             if resampler is not None:
                 wav = resampler.resample_chunk(wav)
             if wav.size:
@@ -788,8 +827,14 @@ class AudioBlockWriter:
             raise TeluCodecError(f"cannot write {path}: {_one_line(e.strerror or e)}") from None
         self._file = os.fdopen(fd, "w+b")
         try:
-            self._sf = sf.SoundFile(self._file, mode="w", samplerate=self.sample_rate, channels=1,
-                                    subtype=subtype or default_subtype, format=fmt)
+            self._sf = sf.SoundFile(
+                self._file,
+                mode="w",
+                samplerate=self.sample_rate,
+                channels=1,
+                subtype=subtype or default_subtype,
+                format=fmt,
+            )
         except BaseException as e:
             self.abort()
             raise TeluCodecError(f"cannot write {path}: {_one_line(e)}") from None
@@ -851,4 +896,4 @@ class AudioBlockWriter:
         return self
 
     def __exit__(self, *exc):
-        self.abort()          # a no-op after commit()
+        self.abort()  # a no-op after commit()

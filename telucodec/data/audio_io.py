@@ -15,6 +15,7 @@ Bad input never escapes as a library traceback: every problem becomes an
 :class:`AudioReadError` (a :class:`~telucodec.errors.TeluCodecError`) whose one-line message
 names the file and the reason.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,13 +32,7 @@ import numpy as np
 
 from telucodec.errors import TeluCodecError
 
-__all__ = [
-    "AUDIO_EXTENSIONS",
-    "AudioReadError",
-    "read_audio",
-    "write_audio",
-    "resample",
-]
+__all__ = ["AUDIO_EXTENSIONS", "AudioReadError", "read_audio", "write_audio", "resample"]
 
 #: Extensions :func:`telucodec.data.folders.scan_audio_folder` collects (lower case, with the dot).
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
@@ -45,11 +40,7 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".mp3")
 # Containers libsndfile cannot read at all: go straight to PyAV for these.
 _AV_ONLY = {".m4a", ".aac", ".mp4", ".webm", ".opus", ".wma", ".mka"}
 
-_WRITE_FORMATS = {
-    ".wav": ("WAV", "PCM_16"),
-    ".flac": ("FLAC", "PCM_16"),
-    ".ogg": ("OGG", "VORBIS"),
-}
+_WRITE_FORMATS = {".wav": ("WAV", "PCM_16"), ".flac": ("FLAC", "PCM_16"), ".ogg": ("OGG", "VORBIS")}
 
 
 class AudioReadError(TeluCodecError):
@@ -68,7 +59,9 @@ def _one_line(text: Any, limit: int = 200) -> str:
     line = " ".join(str(text).split())
     line = re.sub(r"^Error opening .*?': ", "", line)
     # libsndfile's wording when its MP3 decoder rejects the data is misleading
-    line = line.replace("File does not exist or is not a regular file (possibly a pipe?).", "corrupt or unrecognised data")
+    line = line.replace(
+        "File does not exist or is not a regular file (possibly a pipe?).", "corrupt or unrecognised data"
+    )
     if not line:
         line = "unknown error"
     return line if len(line) <= limit else line[: limit - 3] + "..."
@@ -114,14 +107,14 @@ def loudness_lufs(wav: np.ndarray, sample_rate: int) -> float:
     than the 400 ms gating block are measured by their mean-square level on the same scale (no K-weighting)."""
     wav = np.asarray(wav, dtype=np.float64)
     if wav.size < int(0.4 * sample_rate):
-        ms = float(np.mean(wav ** 2)) if wav.size else 0.0
+        ms = float(np.mean(wav**2)) if wav.size else 0.0
         return -0.691 + 10 * math.log10(ms) if ms > 0 else float("-inf")
     import pyloudnorm
+
     return float(pyloudnorm.Meter(sample_rate).integrated_loudness(wav))
 
 
-def normalise_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float = -23.0,
-                       peak: float = 0.99) -> np.ndarray:
+def normalise_loudness(wav: np.ndarray, sample_rate: int, target_lufs: float = -23.0, peak: float = 0.99) -> np.ndarray:
     """Scale a clip to `target_lufs` (EBU R 128's -23 LUFS by default), then down if its peak would pass
     `peak`. Silent clips are returned unchanged. float32 out."""
     wav = np.asarray(wav, dtype=np.float32)
@@ -293,12 +286,7 @@ def _to_mono_numpy(wav: Any) -> np.ndarray:
 
 
 def write_audio(
-    path: str | os.PathLike,
-    wav: Any,
-    sample_rate: int,
-    subtype: str | None = None,
-    *,
-    fsync: bool = True,
+    path: str | os.PathLike, wav: Any, sample_rate: int, subtype: str | None = None, *, fsync: bool = True
 ) -> Path:
     """Write a mono waveform (numpy or torch; shape (T,), (1, T) or (1, 1, T)) to
     ``path`` as WAV, FLAC or OGG, chosen by the extension. Samples are clipped to [-1, 1];

@@ -23,6 +23,7 @@ in one process can differ. Each build therefore runs in a fresh worker process t
 replays the same call sequence, with the random seeds fixed before every clip: the same
 parameters give byte-identical files (on the same machine and library versions).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -74,7 +75,6 @@ TWO_SENTENCE_PROB = 0.35  # chance a clip holds two sentences
 
 
 from telucodec.data.espeak import _INSTALL_HINT, ESpeakNG, _espeak_paths, _espeak_version
-
 
 # --------------------------------------------------------------------------- the recipe
 
@@ -144,7 +144,7 @@ def _trim(wav: np.ndarray, sample_rate: int, margin_s: float = 0.12, rel_thresho
         return wav
     loud = np.flatnonzero(np.abs(wav) > rel_threshold * peak)
     margin = int(margin_s * sample_rate)
-    return wav[max(0, loud[0] - margin): min(wav.size, loud[-1] + 1 + margin)]
+    return wav[max(0, loud[0] - margin) : min(wav.size, loud[-1] + 1 + margin)]
 
 
 def _build_into(out_dir: Path, minutes: float, sample_rate: int, seed: int, log=None) -> dict:
@@ -160,8 +160,14 @@ def _build_into(out_dir: Path, minutes: float, sample_rate: int, seed: int, log=
     for plan in _plan_clips(seed):
         if total >= target:
             break
-        raw = engine.synthesize(plan.text, plan.voice, plan.rate, plan.pitch, plan.pitch_range,
-                                seed=int(_uniform(seed, "noise", plan.index) * 2**31))
+        raw = engine.synthesize(
+            plan.text,
+            plan.voice,
+            plan.rate,
+            plan.pitch,
+            plan.pitch_range,
+            seed=int(_uniform(seed, "noise", plan.index) * 2**31),
+        )
         wav = raw.astype(np.float32) / 32768.0
         wav = _trim(wav, engine.sample_rate)
         if wav.size < engine.sample_rate // 4 or float(np.abs(wav).max()) < 1e-3:
@@ -172,17 +178,19 @@ def _build_into(out_dir: Path, minutes: float, sample_rate: int, seed: int, log=
         write_audio(out_dir / name, wav, sample_rate, fsync=False)
         seconds = wav.size / sample_rate
         total += seconds
-        clips.append({
-            "file": name,
-            "text": plan.text,
-            "sentence_ids": list(plan.sentence_ids),
-            "voice": plan.voice,
-            "rate_wpm": plan.rate,
-            "pitch": plan.pitch,
-            "pitch_range": plan.pitch_range,
-            "peak_dbfs": plan.peak_dbfs,
-            "seconds": round(seconds, 4),
-        })
+        clips.append(
+            {
+                "file": name,
+                "text": plan.text,
+                "sentence_ids": list(plan.sentence_ids),
+                "voice": plan.voice,
+                "rate_wpm": plan.rate,
+                "pitch": plan.pitch,
+                "pitch_range": plan.pitch_range,
+                "peak_dbfs": plan.peak_dbfs,
+                "seconds": round(seconds, 4),
+            }
+        )
         if log is not None and len(clips) % 50 == 0:
             log(f"  {len(clips)} clips, {total / 60:.1f}/{minutes:g} min, {time.perf_counter() - t0:.1f} s")
     manifest = {
@@ -271,14 +279,25 @@ def _run_worker(tmp: Path, minutes: float, sample_rate: int, seed: int, verbose:
         "import sys, types; pkg = types.ModuleType('telucodec'); pkg.__path__ = [sys.argv[1]]; "
         "sys.modules['telucodec'] = pkg; from telucodec.data.corpus import main; sys.exit(main(sys.argv[2:]))"
     )
-    cmd = [sys.executable, "-c", bootstrap, pkg_dir, "--_build_into", str(tmp),
-           "--minutes", repr(float(minutes)), "--sample_rate", str(int(sample_rate)), "--seed", str(int(seed))]
+    cmd = [
+        sys.executable,
+        "-c",
+        bootstrap,
+        pkg_dir,
+        "--_build_into",
+        str(tmp),
+        "--minutes",
+        repr(float(minutes)),
+        "--sample_rate",
+        str(int(sample_rate)),
+        "--seed",
+        str(int(seed)),
+    ]
     env = dict(os.environ)
     if verbose:
         cmd.append("--verbose")
     try:
-        proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              encoding="utf-8", errors="replace")
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, encoding="utf-8", errors="replace")
     except OSError as e:
         raise TeluCodecError(f"cannot start the corpus builder: {e}") from None
     if verbose and proc.stdout:
@@ -287,7 +306,7 @@ def _run_worker(tmp: Path, minutes: float, sample_rate: int, seed: int, verbose:
         lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
         errs = [ln for ln in lines if ln.startswith("error: ")]
         if errs:
-            msg = errs[-1][len("error: "):]
+            msg = errs[-1][len("error: ") :]
         elif proc.returncode < 0:
             msg = f"the eSpeak NG worker crashed (signal {-proc.returncode}); {_INSTALL_HINT}"
         else:
@@ -311,12 +330,14 @@ def corpus_dir(minutes: float, sample_rate: int = 16000, seed: int = 0, *, verbo
         with _build_lock(root / f"{key}.lock"):
             return _build_locked(root, final, key, minutes, sample_rate, seed, verbose)
     except OSError as e:
-        raise TeluCodecError(f"cannot write the corpus cache {root}: {e.strerror or e} "
-                             f"(set TELUCODEC_CACHE, or pass --data_dir)") from None
+        raise TeluCodecError(
+            f"cannot write the corpus cache {root}: {e.strerror or e} (set TELUCODEC_CACHE, or pass --data_dir)"
+        ) from None
 
 
-def _build_locked(root: Path, final: Path, key: str, minutes: float, sample_rate: int, seed: int,
-                  verbose: bool) -> Path:
+def _build_locked(
+    root: Path, final: Path, key: str, minutes: float, sample_rate: int, seed: int, verbose: bool
+) -> Path:
     """Build the corpus into a temporary folder and rename it into place (lock held)."""
     if load_manifest(final) is not None:  # another process built it while we waited
         return final
@@ -327,7 +348,9 @@ def _build_locked(root: Path, final: Path, key: str, minutes: float, sample_rate
     tmp.mkdir(parents=True)
     try:
         if verbose:
-            print(f"building Telugu corpus ({minutes:g} min, {sample_rate} Hz, seed {seed}) in {final}", file=sys.stderr)
+            print(
+                f"building Telugu corpus ({minutes:g} min, {sample_rate} Hz, seed {seed}) in {final}", file=sys.stderr
+            )
         _run_worker(tmp, minutes, sample_rate, seed, verbose)
         if load_manifest(tmp) is None:
             raise TeluCodecError(f"building the Telugu corpus failed: incomplete output in {tmp}")

@@ -1,6 +1,7 @@
 """The eSpeak NG binding: loads the library that `espeakng-loader` installs, through ctypes, and synthesises one
 utterance at a time (16-bit PCM at eSpeak's own rate). eSpeak NG is GPL-3.0-or-later; TeluCodec does not vendor it,
 it only loads it at run time (see telucodec.data.corpus for why each build runs in a fresh worker process)."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,6 +15,7 @@ import numpy as np
 from telucodec.errors import TeluCodecError
 
 _INSTALL_HINT = "pip install espeakng-loader, or pass --data_dir with your own audio"
+
 
 class _Voice(ctypes.Structure):
     _fields_ = [
@@ -42,7 +44,9 @@ def _espeak_paths() -> tuple[str, str]:
         lib_path = espeakng_loader.get_library_path()
         data_path = espeakng_loader.get_data_path()
     except Exception as e:
-        raise TeluCodecError(f"eSpeak NG from espeakng-loader is unusable: {' '.join(str(e).split())} ({_INSTALL_HINT})") from None
+        raise TeluCodecError(
+            f"eSpeak NG from espeakng-loader is unusable: {' '.join(str(e).split())} ({_INSTALL_HINT})"
+        ) from None
     if not Path(lib_path).is_file():
         raise TeluCodecError(f"eSpeak NG library missing at {lib_path} ({_INSTALL_HINT})")
     return lib_path, data_path
@@ -79,7 +83,9 @@ class ESpeakNG:
         try:
             lib = ctypes.CDLL(lib_path)
         except OSError as e:
-            raise TeluCodecError(f"cannot load eSpeak NG library {lib_path}: {' '.join(str(e).split())} ({_INSTALL_HINT})") from None
+            raise TeluCodecError(
+                f"cannot load eSpeak NG library {lib_path}: {' '.join(str(e).split())} ({_INSTALL_HINT})"
+            ) from None
         lib.espeak_Initialize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
         lib.espeak_Initialize.restype = ctypes.c_int
         lib.espeak_SetSynthCallback.argtypes = [_SYNTH_CALLBACK]
@@ -89,8 +95,14 @@ class ESpeakNG:
         lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.espeak_SetParameter.restype = ctypes.c_int
         lib.espeak_Synth.argtypes = [
-            ctypes.c_void_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int,
-            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p,
+            ctypes.c_void_p,
+            ctypes.c_size_t,
+            ctypes.c_uint,
+            ctypes.c_int,
+            ctypes.c_uint,
+            ctypes.c_uint,
+            ctypes.c_void_p,
+            ctypes.c_void_p,
         ]
         lib.espeak_Synth.restype = ctypes.c_int
         lib.espeak_Synchronize.restype = ctypes.c_int
@@ -137,8 +149,9 @@ class ESpeakNG:
             raise TeluCodecError(f"eSpeak NG selected voice '{ident}' instead of '{want}'")
         return ident
 
-    def synthesize(self, text: str, voice: str = "te", rate: int = 175, pitch: int = 50,
-                   pitch_range: int = 50, seed: int = 0) -> np.ndarray:
+    def synthesize(
+        self, text: str, voice: str = "te", rate: int = 175, pitch: int = 50, pitch_range: int = 50, seed: int = 0
+    ) -> np.ndarray:
         """Speak ``text`` (UTF-8) and return int16 samples at ``self.sample_rate``."""
         self.set_voice(voice)
         for param, value in ((self.RATE, rate), (self.PITCH, pitch), (self.RANGE, pitch_range), (self.VOLUME, 100)):
@@ -150,8 +163,9 @@ class ESpeakNG:
             self._libc.srand(int(seed) & 0x7FFFFFFF)
         data = text.encode("utf-8") + b"\0"
         self._chunks = []
-        err = self._lib.espeak_Synth(data, len(data), 0, self.POS_CHARACTER, 0,
-                                     self.CHARS_UTF8 | self.ENDPAUSE, None, None)
+        err = self._lib.espeak_Synth(
+            data, len(data), 0, self.POS_CHARACTER, 0, self.CHARS_UTF8 | self.ENDPAUSE, None, None
+        )
         if err != 0:
             raise TeluCodecError(f"eSpeak NG synthesis failed (error {err}) for: {text[:40]}")
         self._lib.espeak_Synchronize()
@@ -181,5 +195,3 @@ def _short_data_path(path: str):
     finally:
         with contextlib.suppress(OSError):
             link.unlink()
-
-

@@ -16,14 +16,16 @@ is usable does loading fail, with a one-line :class:`~telucodec.errors.DataError
   ``(seed, epoch, index)``), or fixed segments for validation.
 * :func:`load_dataset` - all of the above from ``--data_dir`` or the embedded corpus.
 """
+
 from __future__ import annotations
 
 import hashlib
 import os
 import warnings
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -108,8 +110,9 @@ def scan_audio_folder(root: str | os.PathLike) -> list[Path]:
             dirnames[:] = []
             continue
         seen_dirs.add(real)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".")
-                             and os.path.realpath(os.path.join(dirpath, d)) not in seen_dirs)
+        dirnames[:] = sorted(
+            d for d in dirnames if not d.startswith(".") and os.path.realpath(os.path.join(dirpath, d)) not in seen_dirs
+        )
         for name in filenames:
             if name.startswith(".") or os.path.splitext(name)[1].lower() not in AUDIO_EXTENSIONS:
                 continue
@@ -199,7 +202,7 @@ def load_clips(
 
 
 def _unit_hash(seed: int, key: str) -> float:
-    h = hashlib.blake2b(f"{int(seed)}\0{key}".encode("utf-8"), digest_size=8).digest()
+    h = hashlib.blake2b(f"{int(seed)}\0{key}".encode(), digest_size=8).digest()
     return int.from_bytes(h, "little") / 2.0**64
 
 
@@ -289,9 +292,16 @@ class CropDataset(torch.utils.data.Dataset):
     T are zero-padded at the end (as are short training clips).
     """
 
-    def __init__(self, clips: Sequence[np.ndarray] | Sequence[tuple[Any, np.ndarray]], segment_samples: int,
-                 *, seed: int = 0, train: bool = True, items_per_epoch: int | None = None,
-                 max_segments_per_clip: int = 4):
+    def __init__(
+        self,
+        clips: Sequence[np.ndarray] | Sequence[tuple[Any, np.ndarray]],
+        segment_samples: int,
+        *,
+        seed: int = 0,
+        train: bool = True,
+        items_per_epoch: int | None = None,
+        max_segments_per_clip: int = 4,
+    ):
         wavs = [c[1] if isinstance(c, tuple) else c for c in clips]
         if not wavs:
             raise DataError("CropDataset needs at least one clip")
@@ -322,7 +332,7 @@ class CropDataset(torch.utils.data.Dataset):
     def _segment(self, clip: int, start: int) -> torch.Tensor:
         wav = self.clips[clip]
         out = np.zeros(self.segment_samples, dtype=np.float32)
-        piece = wav[start:start + self.segment_samples]
+        piece = wav[start : start + self.segment_samples]
         out[: piece.size] = piece
         return torch.from_numpy(out).unsqueeze(0)
 
@@ -376,11 +386,16 @@ def spec_for(codec_config, train_config=None) -> DataSpec:
     what :func:`load_dataset` reads."""
     if isinstance(codec_config, str):
         from telucodec.config import preset
+
         p = preset(codec_config)
         codec_config, train_config = p.codec, p.train
-    return _Spec(sample_rate=codec_config.sample_rate, segment_seconds=train_config.segment_seconds,
-                 corpus_minutes=train_config.corpus_minutes, val_fraction=train_config.val_fraction,
-                 seed=train_config.seed)
+    return _Spec(
+        sample_rate=codec_config.sample_rate,
+        segment_seconds=train_config.segment_seconds,
+        corpus_minutes=train_config.corpus_minutes,
+        val_fraction=train_config.val_fraction,
+        seed=train_config.seed,
+    )
 
 
 def load_dataset(data_dir: str | os.PathLike | None, config: DataSpec | Any = None, split: str = "train") -> ClipList:
@@ -426,11 +441,15 @@ def load_dataset(data_dir: str | os.PathLike | None, config: DataSpec | Any = No
     if split == "all":
         return ClipList(loaded, sample_rate, source)
     by_path = dict(loaded)
-    train, val = split_by_file([p for p, _ in loaded], float(_cfg(config, "val_fraction")),
-                               int(_cfg(config, "split_seed")), root=root)
+    train, val = split_by_file(
+        [p for p, _ in loaded], float(_cfg(config, "val_fraction")), int(_cfg(config, "split_seed")), root=root
+    )
     chosen = train if split == "train" else val
     if not chosen:
-        warnings.warn(f"only {len(loaded)} usable file(s) in {source}: the {split} split reuses the other split's audio",
-                      UserWarning, stacklevel=2)
+        warnings.warn(
+            f"only {len(loaded)} usable file(s) in {source}: the {split} split reuses the other split's audio",
+            UserWarning,
+            stacklevel=2,
+        )
         chosen = val if split == "train" else train
     return ClipList([(p, by_path[p]) for p in chosen], sample_rate, f"{source}, {split} split")

@@ -1,5 +1,6 @@
 """The text of the embedded corpus: everyday Telugu sentences written for this project (public domain, MIT with
 the rest of the code). telucodec.data.corpus speaks them with eSpeak NG."""
+
 from __future__ import annotations
 
 # fmt: off

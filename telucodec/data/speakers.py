@@ -16,6 +16,7 @@ Decoding 160 minutes of mp3 and flac costs about nine CPU-minutes; :func:`load_l
 float32 ``.npy`` file under the run cache (``TELUCODEC_CACHE``), keyed by the file's path, size, modification time
 and the sample rate, so the second load takes seconds.
 """
+
 from __future__ import annotations
 
 import csv
@@ -50,8 +51,9 @@ class Utterance:
         return Path(root) / self.file
 
 
-def read_manifest(manifest: str | os.PathLike, root: str | os.PathLike | None = None,
-                  corpus: str | None = None) -> list[Utterance]:
+def read_manifest(
+    manifest: str | os.PathLike, root: str | os.PathLike | None = None, corpus: str | None = None
+) -> list[Utterance]:
     """The clips of one manifest TSV. Paths become relative to `root` (default: the manifest's parent's parent, the
     folder that holds the corpus folder); `corpus` defaults to the manifest's folder name."""
     manifest = Path(manifest)
@@ -64,18 +66,27 @@ def read_manifest(manifest: str | os.PathLike, root: str | os.PathLike | None = 
     out = []
     for r in rows:
         rel = os.path.relpath(manifest.parent / r["file"], root)
-        out.append(Utterance(corpus, Path(rel).as_posix(), r["speaker"].strip(), r.get("language", "") or "",
-                             r.get("licence", "") or "", int(float(r.get("duration_ms") or 0))))
+        out.append(
+            Utterance(
+                corpus,
+                Path(rel).as_posix(),
+                r["speaker"].strip(),
+                r.get("language", "") or "",
+                r.get("licence", "") or "",
+                int(float(r.get("duration_ms") or 0)),
+            )
+        )
     return out
 
 
 def _unit(seed: int, key: str) -> float:
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2 ** 64
+    return int.from_bytes(digest[:8], "big") / 2**64
 
 
-def split_speakers(utterances: list[Utterance], test: dict, tune: dict, max_clips: int = 5,
-                   seed: int = 0) -> list[Utterance]:
+def split_speakers(
+    utterances: list[Utterance], test: dict, tune: dict, max_clips: int = 5, seed: int = 0
+) -> list[Utterance]:
     """Give every utterance a list: the speakers of each corpus are ranked by a stable hash of their label (within
     each language, taken in turn, so languages share the held-out places); the first ``test[corpus]`` speakers with
     at most `max_clips` clips go to "test", the next ``tune[corpus]`` to "tune", every other speaker to "train"."""
@@ -90,7 +101,7 @@ def split_speakers(utterances: list[Utterance], test: dict, tune: dict, max_clip
                 by_language[utts[0].language].append(spk)
         queues = [sorted(v, key=lambda s: _unit(seed, s)) for _, v in sorted(by_language.items())]
         queues.sort(key=lambda q: _unit(seed, q[0]))
-        ranked = []                                       # round robin over languages
+        ranked = []  # round robin over languages
         while any(queues):
             for q in queues:
                 if q:
@@ -98,9 +109,10 @@ def split_speakers(utterances: list[Utterance], test: dict, tune: dict, max_clip
         n_test, n_tune = test.get(corpus, 0), tune.get(corpus, 0)
         if n_test + n_tune > len(ranked):
             raise DataError(f"{corpus}: {n_test} test + {n_tune} tune speakers asked, {len(ranked)} eligible")
-        for i, spk in enumerate(ranked[:n_test + n_tune]):
+        for i, spk in enumerate(ranked[: n_test + n_tune]):
             assign[(corpus, spk)] = "test" if i < n_test else "tune"
     from dataclasses import replace
+
     return [replace(u, list=assign.get((u.corpus, u.speaker), "train")) for u in utterances]
 
 
@@ -143,6 +155,7 @@ def check_disjoint(*lists: list[Utterance]) -> None:
 # ------------------------------------------------------------------------------------------ decoded-audio cache
 def _cache_dir() -> Path:
     from telucodec.paths import cache_dir
+
     return cache_dir() / "decoded"
 
 
@@ -153,6 +166,7 @@ def _cache_key(path: Path, sample_rate: int) -> str:
 
 def _load_cached(path: Path, sample_rate: int):
     from telucodec.data.folders import load_clips
+
     try:
         key = _cache_key(path, sample_rate)
     except OSError as exc:
@@ -162,7 +176,7 @@ def _load_cached(path: Path, sample_rate: int):
         try:
             return np.load(cached), None
         except (OSError, ValueError):
-            pass                                            # a torn cache file: decode again
+            pass  # a torn cache file: decode again
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         loaded = load_clips([path], sample_rate, workers=1)
@@ -176,11 +190,13 @@ def _load_cached(path: Path, sample_rate: int):
     return wav, None
 
 
-def load_list(utterances: list[Utterance], root: str | os.PathLike, sample_rate: int = 16000,
-              workers: int | None = None) -> list[tuple[Utterance, np.ndarray]]:
+def load_list(
+    utterances: list[Utterance], root: str | os.PathLike, sample_rate: int = 16000, workers: int | None = None
+) -> list[tuple[Utterance, np.ndarray]]:
     """Decode the clips of `utterances` under `root` (cached on disk), in order. Unusable files are skipped with
     one BadAudioWarning each that names the file; DataError if none is usable."""
     from concurrent.futures import ThreadPoolExecutor
+
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"no such data folder: {root}")

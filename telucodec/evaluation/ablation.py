@@ -16,6 +16,7 @@ others half the time by chance alone); its verdict says "(one seed)".
 Otherwise the verdict is "no measurable effect", however large the difference of the means looks. With three
 seeds that is a strict test; it is the one the book's verdicts use.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,7 +31,7 @@ METRICS = {
     "mel_distance": ("mel distance", -1),
     "pesq_wb": ("PESQ-WB", +1),
     "stoi": ("STOI", +1),
-    "robust_range_ratio": ("robust range ratio", 0),   # 1.0 is right: closer to 1 is better
+    "robust_range_ratio": ("robust range ratio", 0),  # 1.0 is right: closer to 1 is better
     "range_ratio": ("range ratio (story's)", 0),
 }
 
@@ -56,8 +57,14 @@ def summarise(runs: dict, name: str, metric: str, kbps: str = "6kbps") -> dict:
     """Mean, min, max and the per-seed values of one metric for one configuration."""
     seeds = sorted(runs[name])
     v = np.array([value(runs[name][s], metric, kbps) for s in seeds])
-    return {"mean": float(v.mean()), "min": float(v.min()), "max": float(v.max()), "spread": float(v.max() - v.min()),
-            "values": v.tolist(), "seeds": seeds}
+    return {
+        "mean": float(v.mean()),
+        "min": float(v.min()),
+        "max": float(v.max()),
+        "spread": float(v.max() - v.min()),
+        "values": v.tolist(),
+        "seeds": seeds,
+    }
 
 
 def _goodness(metric: str, v: np.ndarray) -> np.ndarray:
@@ -75,10 +82,11 @@ def compare(runs: dict, name: str, reference: str, metric: str, kbps: str = "6kb
     ga, gb = _goodness(metric, np.array(a["values"])), _goodness(metric, np.array(b["values"]))
     if len(gb) < 2:
         verdict = "one seed only: no verdict"
-    elif len(ga) == 1:                 # one run against the reference's seeds: beyond their range by its width
+    elif len(ga) == 1:  # one run against the reference's seeds: beyond their range by its width
         margin = gb.max() - gb.min()
-        verdict = ("better" if ga[0] > gb.max() + margin else "worse" if ga[0] < gb.min() - margin
-                   else "no measurable effect") + " (one seed)"
+        verdict = (
+            "better" if ga[0] > gb.max() + margin else "worse" if ga[0] < gb.min() - margin else "no measurable effect"
+        ) + " (one seed)"
     elif ga.min() > gb.max():
         verdict = "better"
     elif ga.max() < gb.min():
@@ -88,8 +96,13 @@ def compare(runs: dict, name: str, reference: str, metric: str, kbps: str = "6kb
     return {"difference": a["mean"] - b["mean"], "verdict": verdict, "name": a, "reference": b}
 
 
-def effect_rows(runs: dict, pairs: list, metrics=("si_snr_db", "mel_distance", "pesq_wb", "stoi"),
-                kbps: str = "6kbps", fmt: str = "{:+.2f}") -> list:
+def effect_rows(
+    runs: dict,
+    pairs: list,
+    metrics=("si_snr_db", "mel_distance", "pesq_wb", "stoi"),
+    kbps: str = "6kbps",
+    fmt: str = "{:+.2f}",
+) -> list:
     """One table row per (label, name, reference): for each metric the difference of the means and its verdict,
     as text ("+0.42 (better)", "-0.05 (no measurable effect)")."""
     rows = []
@@ -97,15 +110,23 @@ def effect_rows(runs: dict, pairs: list, metrics=("si_snr_db", "mel_distance", "
         row = {"comparison": label}
         for m in metrics:
             c = compare(runs, name, reference, m, kbps)
-            word = (c["verdict"].replace("no measurable effect", "n.s.").replace(" (one seed)", ", 1 seed")
-                    .replace("one seed only: no verdict", "no verdict: 1 seed"))
+            word = (
+                c["verdict"]
+                .replace("no measurable effect", "n.s.")
+                .replace(" (one seed)", ", 1 seed")
+                .replace("one seed only: no verdict", "no verdict: 1 seed")
+            )
             row[METRICS[m][0]] = f"{fmt.format(c['difference'])} ({word})"
         rows.append(row)
     return rows
 
 
-def summary_rows(runs: dict, names: list, metrics=("snr_db", "si_snr_db", "robust_range_ratio", "mel_distance",
-                                                   "pesq_wb", "stoi"), kbps: str = "6kbps") -> list:
+def summary_rows(
+    runs: dict,
+    names: list,
+    metrics=("snr_db", "si_snr_db", "robust_range_ratio", "mel_distance", "pesq_wb", "stoi"),
+    kbps: str = "6kbps",
+) -> list:
     """One row per configuration: each metric as "mean [min, max]" over seeds, and the number of seeds."""
     rows = []
     for name in names:
@@ -122,11 +143,18 @@ def summary_rows(runs: dict, names: list, metrics=("snr_db", "si_snr_db", "robus
     return rows
 
 
-def plot_errorbars(runs: dict, names: list, metrics=("si_snr_db", "mel_distance", "pesq_wb"), kbps: str = "6kbps",
-                   reference: str | None = None, title: str = ""):
+def plot_errorbars(
+    runs: dict,
+    names: list,
+    metrics=("si_snr_db", "mel_distance", "pesq_wb"),
+    kbps: str = "6kbps",
+    reference: str | None = None,
+    title: str = "",
+):
     """Up to three panels: each configuration's mean (dot), its seed range (bar) and every seed (small marks);
     a dashed line at `reference`'s mean."""
     import matplotlib.pyplot as plt
+
     names = [n for n in names if n in runs]
     fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 0.32 * len(names) + 1.4), sharey=True)
     axes = np.atleast_1d(axes)

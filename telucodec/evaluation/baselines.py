@@ -49,6 +49,7 @@ Resampling to the codec's own rate (16 kHz for Opus, 8 kHz for AMR-NB and Codec2
 same zero-phase polyphase filter.  AMR-NB and Codec2 are narrowband codecs: everything above 4 kHz is
 lost by design, which the wideband metrics will (correctly) punish.
 """
+
 from __future__ import annotations
 
 import fractions
@@ -95,16 +96,16 @@ class BaselineResult:
     label: str = ""
     nominal_kbps: float = float("nan")
     payload_bytes: int = 0
-    delay_samples: int = 0   # delay removed, in samples at the codec's own rate
+    delay_samples: int = 0  # delay removed, in samples at the codec's own rate
 
 
 @dataclass(frozen=True)
 class Baseline:
-    name: str            # key for round_trip(), e.g. "opus-6"
-    label: str           # for tables and plots, e.g. "Opus 6 kbps"
-    family: str          # "opus", "amrnb" or "codec2"
+    name: str  # key for round_trip(), e.g. "opus-6"
+    label: str  # for tables and plots, e.g. "Opus 6 kbps"
+    family: str  # "opus", "amrnb" or "codec2"
     nominal_kbps: float  # the rate asked of the encoder
-    codec_rate: int      # the sample rate the codec runs at
+    codec_rate: int  # the sample rate the codec runs at
 
 
 BASELINES: dict[str, Baseline] = {
@@ -141,7 +142,7 @@ def _has_av_codec(name: str, mode: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _unavailable_reason(family: str) -> str | None:
     """None if the family can run here, else why not."""
     if family == "opus":
@@ -173,8 +174,11 @@ def available_baselines() -> list[str]:
 
 def unavailable_baselines() -> dict[str, str]:
     """{name: reason} for the baselines that cannot run here."""
-    return {name: _unavailable_reason(b.family) for name, b in BASELINES.items()
-            if _unavailable_reason(b.family) is not None}
+    return {
+        name: _unavailable_reason(b.family)
+        for name, b in BASELINES.items()
+        if _unavailable_reason(b.family) is not None
+    }
 
 
 def encoder_report() -> dict:
@@ -196,6 +200,7 @@ def resample(wav: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
     if from_rate == to_rate:
         return np.asarray(wav, dtype=np.float64)
     from scipy.signal import resample_poly
+
     g = gcd(int(from_rate), int(to_rate))
     return resample_poly(np.asarray(wav, dtype=np.float64), int(to_rate) // g, int(from_rate) // g)
 
@@ -207,14 +212,16 @@ def _fit_length(x: np.ndarray, n: int) -> np.ndarray:
     return np.concatenate([x, np.zeros(n - len(x), dtype=x.dtype)])
 
 
-def estimate_delay(ref: np.ndarray, est: np.ndarray, sample_rate: int, max_lag: int,
-                   min_lag: int = 0, band=(300.0, 3400.0)) -> tuple[int, float]:
+def estimate_delay(
+    ref: np.ndarray, est: np.ndarray, sample_rate: int, max_lag: int, min_lag: int = 0, band=(300.0, 3400.0)
+) -> tuple[int, float]:
     """Lag L (samples) maximising the normalised correlation of est[n + L] with ref[n], L in [min_lag, max_lag].
 
     Both signals are band-passed (default 300-3400 Hz, the band every codec here keeps) before
     correlating.  Returns (lag, peak normalised correlation in [-1, 1]).
     """
     from scipy.signal import butter, sosfiltfilt
+
     ref = np.asarray(ref, dtype=np.float64)
     est = np.asarray(est, dtype=np.float64)
     hi = min(band[1], 0.45 * sample_rate)
@@ -224,8 +231,8 @@ def estimate_delay(ref: np.ndarray, est: np.ndarray, sample_rate: int, max_lag: 
     n = len(r)
     best_lag, best = min_lag, -np.inf
     for lag in range(min_lag, max_lag + 1):
-        a = r[max(0, -lag): n]
-        b = e[max(0, lag): max(0, lag) + len(a)]
+        a = r[max(0, -lag) : n]
+        b = e[max(0, lag) : max(0, lag) + len(a)]
         m = min(len(a), len(b))
         if m < 16:
             continue
@@ -240,6 +247,7 @@ def estimate_delay(ref: np.ndarray, est: np.ndarray, sample_rate: int, max_lag: 
 def _encode_av(codec_name: str, samples: np.ndarray, rate: int, bit_rate: int, fmt: str):
     """Feed `samples` (1-D float64 in [-1, 1]) to a PyAV encoder; return (codec context, packets)."""
     import av
+
     ctx = av.CodecContext.create(codec_name, "w")
     ctx.sample_rate = rate
     ctx.layout = "mono"
@@ -252,7 +260,7 @@ def _encode_av(codec_name: str, samples: np.ndarray, rate: int, bit_rate: int, f
     x = (np.round(x * 32767)).astype(np.int16) if fmt == "s16" else x.astype(np.float32)
     packets = []
     for pts, start in enumerate(range(0, len(x), frame_size)):
-        chunk = x[start:start + frame_size]
+        chunk = x[start : start + frame_size]
         if len(chunk) < frame_size:
             chunk = np.concatenate([chunk, np.zeros(frame_size - len(chunk), dtype=chunk.dtype)])
         frame = av.AudioFrame.from_ndarray(chunk[None, :], format=fmt, layout="mono")
@@ -298,6 +306,7 @@ def _frame_to_float(frame) -> np.ndarray:
 # ----------------------------------------------------------------------------------------------- codecs
 def _opus(x: np.ndarray, rate: int, kbps: float):
     import av
+
     enc, packets = _encode_av("libopus", x, rate, int(kbps * 1000), "flt")
     payload = sum(p.size for p in packets)
     dec = av.CodecContext.create("libopus", "r")
@@ -305,14 +314,17 @@ def _opus(x: np.ndarray, rate: int, kbps: float):
     pre_skip = int.from_bytes(bytes(enc.extradata)[10:12], "little") if enc.extradata else 0
     y, out_rate = _decode_av(dec, packets)
     y = resample(y, out_rate, rate)
-    note = (f"libopus VBR target {kbps:g} kbit/s at {rate} Hz, 20 ms frames; bits = raw Opus packets "
-            f"(no container); pre-skip {pre_skip} samples at 48 kHz removed by the decoder from OpusHead; "
-            f"decoder output {out_rate} Hz resampled to {rate} Hz")
+    note = (
+        f"libopus VBR target {kbps:g} kbit/s at {rate} Hz, 20 ms frames; bits = raw Opus packets "
+        f"(no container); pre-skip {pre_skip} samples at 48 kHz removed by the decoder from OpusHead; "
+        f"decoder output {out_rate} Hz resampled to {rate} Hz"
+    )
     return y, payload, 0, note
 
 
 def _amrnb(x: np.ndarray, rate: int, kbps: float):
     import av
+
     enc, packets = _encode_av("libopencore_amrnb", x, rate, int(round(kbps * 1000)), "s16")
     payload = sum(p.size for p in packets)
     dec_name = "amrnb" if _has_av_codec("amrnb", "r") else "libopencore_amrnb"
@@ -321,8 +333,10 @@ def _amrnb(x: np.ndarray, rate: int, kbps: float):
     dec.layout = "mono"
     y, out_rate = _decode_av(dec, packets)
     y = resample(y, out_rate, rate)[AMR_NB_LOOKAHEAD:]
-    note = (f"libopencore_amrnb mode {kbps:g} kbit/s at 8 kHz, DTX off, decoder {dec_name}; bits = AMR "
-            f"storage-format frames incl. 1-byte frame header; {AMR_NB_LOOKAHEAD}-sample (5 ms) look-ahead removed")
+    note = (
+        f"libopencore_amrnb mode {kbps:g} kbit/s at 8 kHz, DTX off, decoder {dec_name}; bits = AMR "
+        f"storage-format frames incl. 1-byte frame header; {AMR_NB_LOOKAHEAD}-sample (5 ms) look-ahead removed"
+    )
     return y, payload, AMR_NB_LOOKAHEAD, note
 
 
@@ -340,8 +354,10 @@ def _codec2(x: np.ndarray, rate: int, kbps: float):
         y = np.fromfile(raw_out, dtype="<i2").astype(np.float64) / 32768.0
     lag, corr = estimate_delay(x, y, rate, max_lag=int(0.06 * rate))
     y = y[lag:]
-    note = (f"Codec2 {mode} via c2enc/c2dec at 8 kHz; bits = .bit file size; delay {lag} samples found by "
-            f"cross-correlation (peak {corr:.2f})")
+    note = (
+        f"Codec2 {mode} via c2enc/c2dec at 8 kHz; bits = .bit file size; delay {lag} samples found by "
+        f"cross-correlation (peak {corr:.2f})"
+    )
     return y, payload, lag, note
 
 
@@ -379,6 +395,13 @@ def round_trip(name: str, wav, sample_rate: int) -> BaselineResult:
     y, payload, delay, note = _FAMILIES[spec.family](xc, spec.codec_rate, spec.nominal_kbps)
     y = resample(y, spec.codec_rate, sample_rate)
     y = _fit_length(y, n).astype(np.float32)
-    return BaselineResult(decoded=y, bits_per_second=8.0 * payload / seconds, note=note, name=key,
-                          label=spec.label, nominal_kbps=spec.nominal_kbps, payload_bytes=int(payload),
-                          delay_samples=int(delay))
+    return BaselineResult(
+        decoded=y,
+        bits_per_second=8.0 * payload / seconds,
+        note=note,
+        name=key,
+        label=spec.label,
+        nominal_kbps=spec.nominal_kbps,
+        payload_bytes=int(payload),
+        delay_samples=int(delay),
+    )

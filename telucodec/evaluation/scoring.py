@@ -7,6 +7,7 @@
 "whole" (the whole clip). Every returned table carries its policy under "crop", so a number can always be traced
 to how it was made.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -28,7 +29,7 @@ def crop_clip(clip: np.ndarray, sample_rate: int, crop: str = "first", seconds: 
     if crop == "first":
         return clip[:n]
     start = (len(clip) - n) // 2
-    return clip[start:start + n]
+    return clip[start : start + n]
 
 
 @torch.no_grad()
@@ -43,6 +44,7 @@ def reconstruct(codec, wav: np.ndarray, n_q: int | None = None) -> np.ndarray:
 def score(ref: np.ndarray, est: np.ndarray, sample_rate: int, perceptual: bool = True, visqol: bool = False) -> dict:
     """SNR, SI-SNR, range ratios, mel distance; PESQ-WB and STOI when `perceptual`; ViSQOL when `visqol`."""
     from telucodec.evaluation import metrics
+
     row = metrics.summary(ref, est, sample_rate, perceptual=perceptual)
     if visqol:
         row["visqol"] = metrics.visqol(ref, est, sample_rate)
@@ -59,9 +61,16 @@ def mean_table(rows: list) -> dict:
     return out
 
 
-HIGHER_IS_BETTER = {"pesq_wb": True, "stoi": True, "visqol": True, "si_snr_db": True, "snr_db": True,
-                    "dnsmos_ovrl": True, "mel_distance_4k": False,
-                    "mel_distance": False}
+HIGHER_IS_BETTER = {
+    "pesq_wb": True,
+    "stoi": True,
+    "visqol": True,
+    "si_snr_db": True,
+    "snr_db": True,
+    "dnsmos_ovrl": True,
+    "mel_distance_4k": False,
+    "mel_distance": False,
+}
 
 
 def paired_difference(ours: list, theirs: list, key: str, resamples: int = 10000, seed: int = 0) -> dict:
@@ -79,12 +88,25 @@ def paired_difference(ours: list, theirs: list, key: str, resamples: int = 10000
     d = sign * np.array([x - y for x, y in pairs], dtype=float)
     boot = np.random.default_rng(seed).choice(d, (resamples, len(d))).mean(axis=1)
     low, high = np.percentile(boot, [2.5, 97.5])
-    return {"mean": float(d.mean()), "low": float(low), "high": float(high), "wins": int((d > 0).sum()),
-            "clips": len(d)}
+    return {
+        "mean": float(d.mean()),
+        "low": float(low),
+        "high": float(high),
+        "wins": int((d > 0).sum()),
+        "clips": len(d),
+    }
 
 
-def evaluate_clips(codec, clips: list, kbps=(1.5, 3.0, 6.0), crop: str = "first", seconds: float = 6.0,
-                   perceptual: bool = True, visqol: bool = False, per_clip: bool = False) -> dict:
+def evaluate_clips(
+    codec,
+    clips: list,
+    kbps=(1.5, 3.0, 6.0),
+    crop: str = "first",
+    seconds: float = 6.0,
+    perceptual: bool = True,
+    visqol: bool = False,
+    per_clip: bool = False,
+) -> dict:
     """Score `codec` (a Codec or CodecModel) on clips at each bitrate. Returns
     {"crop": ..., "seconds": ..., "<kbps>kbps": {metric: mean}, ...} (and per-clip rows when `per_clip`)."""
     codec = getattr(codec, "codec", codec)

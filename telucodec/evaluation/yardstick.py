@@ -17,15 +17,14 @@ The goal metrics are PESQ-WB, STOI, SI-SNR and DNSMOS P.835 OVRL (:func:`dnsmos_
 codec is not judged on the band it drops) are reported beside them. :func:`passband_hz` measures each system's
 bandwidth, which every table names.
 """
+
 from __future__ import annotations
 
-import io
 import warnings
-from pathlib import Path
 
 import numpy as np
 
-LEVELS = (None, -35.0, -25.0, -15.0)          # None: as recorded
+LEVELS = (None, -35.0, -25.0, -15.0)  # None: as recorded
 OPUS_TARGETS = (6.0, 8.0, 10.0, 12.0)
 OPUS_APPLICATIONS = ("voip", "audio")
 GOAL_METRICS = ("pesq_wb", "stoi", "si_snr_db", "dnsmos_ovrl")
@@ -45,6 +44,7 @@ def set_level(wav: np.ndarray, sample_rate: int, lufs: float | None) -> tuple[np
     wav = np.asarray(wav, dtype=np.float64)
     if lufs is not None:
         from telucodec.data.audio_io import loudness_lufs
+
         now = loudness_lufs(wav.astype(np.float32), sample_rate)
         if not np.isfinite(now):
             raise ValueError("the clip is too quiet or too short to measure its loudness")
@@ -57,18 +57,25 @@ def set_level(wav: np.ndarray, sample_rate: int, lufs: float | None) -> tuple[np
 def telucodec_round_trip(model, wav: np.ndarray, kbps: float) -> tuple[np.ndarray, int]:
     """(decoded audio, bits spent): the codes packed as the .tlc file `encode` writes; bits = its length x 8."""
     from telucodec.coding.bitstream import pack, unpack
+
     codes = model.encode(wav, model.sample_rate, kbps=kbps)
     codec = model.codec
-    data = pack(codes, sample_rate=model.sample_rate, codebook_size=model.config.codebook_size,
-                hop_length=model.config.hop_length, num_samples=len(wav),
-                envelope_stages=codec.envelope_stages(codes.shape[0]))
+    data = pack(
+        codes,
+        sample_rate=model.sample_rate,
+        codebook_size=model.config.codebook_size,
+        hop_length=model.config.hop_length,
+        num_samples=len(wav),
+        envelope_stages=codec.envelope_stages(codes.shape[0]),
+    )
     stream = unpack(data)
     out = model.decode(stream.codes, stream.num_samples)
     return out.astype(np.float32), 8 * len(data)
 
 
-def opus_round_trip(wav: np.ndarray, sample_rate: int, kbps: float, application: str = "voip"
-                    ) -> tuple[np.ndarray, int]:
+def opus_round_trip(
+    wav: np.ndarray, sample_rate: int, kbps: float, application: str = "voip"
+) -> tuple[np.ndarray, int]:
     """(decoded audio, bits spent) through libopus (PyAV), VBR at target `kbps`, 20 ms frames, the given
     application ("voip" or "audio"). Bits = the raw Opus packets, no container."""
     import fractions
@@ -76,6 +83,7 @@ def opus_round_trip(wav: np.ndarray, sample_rate: int, kbps: float, application:
     import av
 
     from telucodec.evaluation.baselines import _decode_av, resample
+
     if application not in OPUS_APPLICATIONS:
         raise ValueError(f"application must be one of {OPUS_APPLICATIONS}")
     ctx = av.CodecContext.create("libopus", "w")
@@ -88,7 +96,7 @@ def opus_round_trip(wav: np.ndarray, sample_rate: int, kbps: float, application:
     x = np.clip(np.asarray(wav, dtype=np.float32), -1, 1)
     packets = []
     for i, start in enumerate(range(0, len(x), n)):
-        chunk = x[start:start + n]
+        chunk = x[start : start + n]
         if len(chunk) < n:
             chunk = np.concatenate([chunk, np.zeros(n - len(chunk), np.float32)])
         frame = av.AudioFrame.from_ndarray(chunk[None], format="flt", layout="mono")
@@ -99,7 +107,7 @@ def opus_round_trip(wav: np.ndarray, sample_rate: int, kbps: float, application:
     dec = av.CodecContext.create("libopus", "r")
     dec.extradata = ctx.extradata
     y, rate = _decode_av(dec, packets)
-    y = resample(y, rate, sample_rate)[:len(x)]
+    y = resample(y, rate, sample_rate)[: len(x)]
     if len(y) < len(x):
         y = np.concatenate([y, np.zeros(len(x) - len(y))])
     return y.astype(np.float32), bits
@@ -117,6 +125,7 @@ def equal_bits_target(ours_kbps: float, opus_spent: dict) -> float:
 # ------------------------------------------------------------------------------------------------- metrics
 _DNSMOS: dict = {}
 
+
 def dnsmos_ovrl(wav: np.ndarray, sample_rate: int = 16000) -> float:
     """DNSMOS P.835 OVRL (1-5, Reddy et al. 2022) of one clip, no reference needed: the ONNX model the
     `speechmos` package ships, run offline on one thread, averaged over 9.01 s windows hopped by 1 s (a shorter
@@ -128,6 +137,7 @@ def dnsmos_ovrl(wav: np.ndarray, sample_rate: int = 16000) -> float:
 
         import onnxruntime as ort
         import speechmos
+
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = opts.inter_op_num_threads = 1
         path = os.path.join(os.path.dirname(speechmos.__file__), "dnsmos_models", "sig_bak_ovr.onnx")
@@ -142,7 +152,7 @@ def dnsmos_ovrl(wav: np.ndarray, sample_rate: int = 16000) -> float:
     ovrl = np.poly1d([-0.06766283, 1.11546468, 0.04602535])
     scores = []
     for i in range(max(hops, 1)):
-        seg = audio[i * sample_rate:i * sample_rate + need]
+        seg = audio[i * sample_rate : i * sample_rate + need]
         if len(seg) < need:
             continue
         raw = _DNSMOS["session"].run(None, {"input_1": seg[None]})[0][0]
@@ -154,9 +164,14 @@ def mel_distance_4k(ref: np.ndarray, est: np.ndarray, sample_rate: int = 16000) 
     """Mean L1 distance of log10 mel magnitudes (64 bands, 0-4 kHz, 32 ms windows, floor 1e-5) between reference
     and decoded audio: the band every codec in the table keeps, narrowband Opus included."""
     import librosa
+
     n = min(len(ref), len(est))
-    mels = [librosa.feature.melspectrogram(y=np.asarray(s[:n], np.float32), sr=sample_rate, n_fft=512,
-                                           hop_length=128, n_mels=64, fmax=4000, power=1.0) for s in (ref, est)]
+    mels = [
+        librosa.feature.melspectrogram(
+            y=np.asarray(s[:n], np.float32), sr=sample_rate, n_fft=512, hop_length=128, n_mels=64, fmax=4000, power=1.0
+        )
+        for s in (ref, est)
+    ]
     return float(np.mean(np.abs(np.log10(np.maximum(mels[0], 1e-5)) - np.log10(np.maximum(mels[1], 1e-5)))))
 
 
@@ -165,6 +180,7 @@ def passband_hz(refs: list, ests: list, sample_rate: int = 16000, drop_db: float
     summed over the clips, falls `drop_db` under the input's (in 250 Hz bands); the Nyquist frequency if it never
     does."""
     from scipy.signal import welch
+
     p_ref = sum(welch(np.asarray(r, np.float64), sample_rate, nperseg=1024)[1] for r in refs)
     f, _ = welch(np.asarray(refs[0], np.float64), sample_rate, nperseg=1024)
     p_est = sum(welch(np.asarray(e, np.float64), sample_rate, nperseg=1024)[1] for e in ests)
@@ -182,24 +198,31 @@ def passband_hz(refs: list, ests: list, sample_rate: int = 16000, drop_db: float
 def score_clip(ref: np.ndarray, est: np.ndarray, sample_rate: int = 16000, visqol: bool = False) -> dict:
     """The goal metrics and the reported ones for one decoded clip (NaN where a metric cannot score it)."""
     from telucodec.evaluation import metrics
+
     n = min(len(ref), len(est))
     ref, est = np.asarray(ref[:n], np.float32), np.asarray(est[:n], np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        row = {"pesq_wb": metrics.pesq_wb(ref, est, sample_rate), "stoi": metrics.stoi(ref, est, sample_rate),
-               "si_snr_db": metrics.si_snr(ref, est), "dnsmos_ovrl": dnsmos_ovrl(est, sample_rate),
-               "mel_distance_4k": mel_distance_4k(ref, est, sample_rate)}
+        row = {
+            "pesq_wb": metrics.pesq_wb(ref, est, sample_rate),
+            "stoi": metrics.stoi(ref, est, sample_rate),
+            "si_snr_db": metrics.si_snr(ref, est),
+            "dnsmos_ovrl": dnsmos_ovrl(est, sample_rate),
+            "mel_distance_4k": mel_distance_4k(ref, est, sample_rate),
+        }
         if visqol:
             row["visqol"] = metrics.visqol(ref, est, sample_rate)
     return row
 
 
 # ------------------------------------------------------------------------------------------------- clips
-def test_clips(list_path, root, which: str = "test", per_speaker: int = 1, seconds: float = 8.0,
-               sample_rate: int = 16000) -> list[tuple[str, np.ndarray]]:
+def test_clips(
+    list_path, root, which: str = "test", per_speaker: int = 1, seconds: float = 8.0, sample_rate: int = 16000
+) -> list[tuple[str, np.ndarray]]:
     """[(name, audio)]: the first `per_speaker` clips (in list order) of every speaker of list `which`, each cut
     to its first `seconds`."""
     from telucodec.data.speakers import load_list, read_list
+
     chosen, count = [], {}
     for u in read_list(list_path, which):
         key = (u.corpus, u.speaker)
@@ -227,6 +250,7 @@ def compare(ours: list, theirs: list, metrics=GOAL_METRICS) -> dict:
     """Paired clip-level bootstrap 95 % intervals of ours minus theirs (signed so that positive = ours better),
     per metric, with a verdict word: "better", "worse" or "no measurable difference"."""
     from telucodec.evaluation.scoring import paired_difference
+
     out = {}
     for k in metrics:
         d = paired_difference(ours, theirs, k)
@@ -240,6 +264,7 @@ def choose_application(clips: list, sample_rate: int = 16000, targets=(6.0, 8.0)
     """Opus's application chosen on the *tuning* clips: the one with the higher mean PESQ-WB over `targets`.
     Returns {"application", "pesq_wb": {application: mean}}."""
     from telucodec.evaluation import metrics
+
     means = {}
     for app in OPUS_APPLICATIONS:
         vals = []
@@ -253,9 +278,18 @@ def choose_application(clips: list, sample_rate: int = 16000, targets=(6.0, 8.0)
     return {"application": max(means, key=means.get), "pesq_wb": means}
 
 
-def run(model, clips: list, levels=LEVELS, kbps=(1.5, 3.0, 6.0), opus_targets=OPUS_TARGETS,
-        application: str = "voip", visqol_levels=(None,), full_levels=(None,), progress=None,
-        others: dict | None = None) -> dict:
+def run(
+    model,
+    clips: list,
+    levels=LEVELS,
+    kbps=(1.5, 3.0, 6.0),
+    opus_targets=OPUS_TARGETS,
+    application: str = "voip",
+    visqol_levels=(None,),
+    full_levels=(None,),
+    progress=None,
+    others: dict | None = None,
+) -> dict:
     """Score `model` (a CodecModel) and Opus on `clips` ([(name, audio)]) at every level. At the levels in
     `full_levels` every TeluCodec rate and Opus target is scored; at the others TeluCodec's 3 and 6 kbps, Opus 6
     and Opus at equal bits to TeluCodec 6 (measured as recorded). `others` = {system name: (CodecModel, kbps)}:
@@ -266,8 +300,9 @@ def run(model, clips: list, levels=LEVELS, kbps=(1.5, 3.0, 6.0), opus_targets=OP
     decoded_as_recorded: dict = {}
 
     def add(system, level, name, ref, est, bits):
-        entry = systems.setdefault(system, {}).setdefault(level_name(level), {"bits": 0, "seconds": 0.0,
-                                                                             "per_clip": []})
+        entry = systems.setdefault(system, {}).setdefault(
+            level_name(level), {"bits": 0, "seconds": 0.0, "per_clip": []}
+        )
         row = {"clip": name, **score_clip(ref, est, sr, visqol=level in visqol_levels)}
         entry["per_clip"].append(row)
         entry["bits"] += bits
@@ -277,7 +312,7 @@ def run(model, clips: list, levels=LEVELS, kbps=(1.5, 3.0, 6.0), opus_targets=OP
             decoded_as_recorded[system][0].append(ref)
             decoded_as_recorded[system][1].append(est)
 
-    ordered = sorted(levels, key=lambda v: (v is not None, v or 0))      # as recorded first: it sets equal bits
+    ordered = sorted(levels, key=lambda v: (v is not None, v or 0))  # as recorded first: it sets equal bits
     equal = None
     for level in ordered:
         full = level in full_levels
@@ -297,19 +332,27 @@ def run(model, clips: list, levels=LEVELS, kbps=(1.5, 3.0, 6.0), opus_targets=OP
             if progress:
                 progress(level, i)
         if level is None and equal is None:
-            spent = {t: systems[f"Opus {t:g} kbps"]["as recorded"] for t in opus_targets
-                     if f"Opus {t:g} kbps" in systems}
+            spent = {
+                t: systems[f"Opus {t:g} kbps"]["as recorded"] for t in opus_targets if f"Opus {t:g} kbps" in systems
+            }
             ours = systems[f"TeluCodec {max(kbps):g} kbps"]["as recorded"]
-            equal = equal_bits_target(ours["bits"] / ours["seconds"] / 1000,
-                                      {t: e["bits"] / e["seconds"] / 1000 for t, e in spent.items()})
+            equal = equal_bits_target(
+                ours["bits"] / ours["seconds"] / 1000, {t: e["bits"] / e["seconds"] / 1000 for t, e in spent.items()}
+            )
     for system, by_level in systems.items():
         for entry in by_level.values():
             entry["kbps"] = entry["bits"] / entry["seconds"] / 1000
             entry["mean"] = summarise(entry["per_clip"])
     passband = {s: passband_hz(*decoded_as_recorded[s], sr) for s in decoded_as_recorded}
-    return {"systems": systems, "passband_hz": passband, "application": application, "clips": len(clips),
-            "equal_bits_opus_target": equal, "levels": [level_name(v) for v in ordered],
-            "others": list(others or {})}
+    return {
+        "systems": systems,
+        "passband_hz": passband,
+        "application": application,
+        "clips": len(clips),
+        "equal_bits_opus_target": equal,
+        "levels": [level_name(v) for v in ordered],
+        "others": list(others or {}),
+    }
 
 
 def merge(parts: list) -> dict:
@@ -341,26 +384,40 @@ def verdicts(result: dict, ours: str = "TeluCodec 6 kbps") -> dict:
 
 def markdown(result: dict) -> str:
     """The tables of a run: one per level (bits spent, passband, causal, every metric), then the verdicts."""
-    causal = {"TeluCodec": "no (a look-ahead: telucodec.coding.streaming)",
-              "Opus": "yes (26.5 ms algorithmic delay)"}
+    causal = {"TeluCodec": "no (a look-ahead: telucodec.coding.streaming)", "Opus": "yes (26.5 ms algorithmic delay)"}
     eq = result["equal_bits_opus_target"]
-    equal = (f"Opus {eq:g} kbps (the lowest target spending at least 95 %)" if eq is not None else
-             "not measured in this run (it is set as recorded; Opus 8 kbps is scored)")
-    lines = [f"{result['clips']} clips; Opus application {result['application']}; equal bits to TeluCodec 6 kbps: "
-             f"{equal}", ""]
+    equal = (
+        f"Opus {eq:g} kbps (the lowest target spending at least 95 %)"
+        if eq is not None
+        else "not measured in this run (it is set as recorded; Opus 8 kbps is scored)"
+    )
+    lines = [
+        f"{result['clips']} clips; Opus application {result['application']}; equal bits to TeluCodec 6 kbps: {equal}",
+        "",
+    ]
     cols = GOAL_METRICS + REPORTED_METRICS
     for level in result["levels"]:
-        lines += [f"**{level}**", "", "| system | kbit/s spent | passband | causal | " + " | ".join(cols) + " |",
-                  "|---|---:|---:|---|" + "---:|" * len(cols)]
+        lines += [
+            f"**{level}**",
+            "",
+            "| system | kbit/s spent | passband | causal | " + " | ".join(cols) + " |",
+            "|---|---:|---:|---|" + "---:|" * len(cols),
+        ]
         for system, by_level in result["systems"].items():
             if level not in by_level:
                 continue
             e = by_level[level]
             band = result["passband_hz"].get(system)
-            vals = " | ".join("" if k not in e["mean"] else f"{e['mean'][k]:.3f}" if k == "stoi" else
-                              f"{e['mean'][k]:.2f}" for k in cols)
-            lines.append(f"| {system} | {e['kbps']:.2f} | {band / 1000:.2f} kHz | {causal.get(system.split()[0], causal['TeluCodec'])} | "
-                         f"{vals} |" if band else f"| {system} | {e['kbps']:.2f} | | | {vals} |")
+            vals = " | ".join(
+                "" if k not in e["mean"] else f"{e['mean'][k]:.3f}" if k == "stoi" else f"{e['mean'][k]:.2f}"
+                for k in cols
+            )
+            lines.append(
+                f"| {system} | {e['kbps']:.2f} | {band / 1000:.2f} kHz | {causal.get(system.split()[0], causal['TeluCodec'])} | "
+                f"{vals} |"
+                if band
+                else f"| {system} | {e['kbps']:.2f} | | | {vals} |"
+            )
         lines.append("")
     lines += ["Paired clip-level bootstrap, 95 % (positive: TeluCodec better; mel distance: lower is better):", ""]
     for name, comp in verdicts(result).items():

@@ -13,6 +13,7 @@ codec's output gives all three losses:
 The discriminators' gradient is taken from their own loss only (autograd.grad on their parameters), so the
 generator's losses never train them and their loss never trains the generator: the two updates are simultaneous.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,7 +30,7 @@ def discriminator_loss(real_logits: list, fake_logits: list, kind: str = "hinge"
     if kind == "hinge":
         parts = [F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real_logits, fake_logits)]
     elif kind == "lsgan":
-        parts = [((r - 1) ** 2).mean() + (f ** 2).mean() for r, f in zip(real_logits, fake_logits)]
+        parts = [((r - 1) ** 2).mean() + (f**2).mean() for r, f in zip(real_logits, fake_logits)]
     else:
         raise ValueError(f"unknown adversarial loss {kind!r}; choose from {', '.join(LOSSES)}")
     return sum(parts) / len(parts)
@@ -60,8 +61,7 @@ def feature_matching_loss(real_features: list, fake_features: list, eps: float =
 class Adversary:
     """The discriminators of one training run, their optimizer, and their step. Float32 throughout."""
 
-    def __init__(self, kinds, channels: int, loss: str, learning_rate: float, betas, max_grad_norm: float,
-                 device):
+    def __init__(self, kinds, channels: int, loss: str, learning_rate: float, betas, max_grad_norm: float, device):
         if loss not in LOSSES:
             raise ValueError(f"unknown adversarial loss {loss!r}; choose from {', '.join(LOSSES)}")
         self.net = Discriminators(kinds, channels).to(device)
@@ -88,6 +88,7 @@ class Adversary:
     def clip(self, grads: list, world: int = 1) -> float:
         """Put `grads` in place (averaged over DDP ranks), clip them, and return the norm before clipping."""
         import torch.distributed as dist
+
         for p, g in zip(self.params, grads):
             if world > 1:
                 dist.all_reduce(g)

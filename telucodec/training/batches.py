@@ -1,13 +1,22 @@
 """Deterministic random crops: the batch for step s depends only on (seed, s), so training resumes exactly
 without saving any data-loader state, and every rank of a multi-GPU run agrees on the global batch."""
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
 
-def crop_batch(clips: list, step: int, batch_size: int, segment: int, seed: int = 0,
-               rank: int = 0, world_size: int = 1, gain_jitter_db: float = 0.0) -> torch.Tensor:
+def crop_batch(
+    clips: list,
+    step: int,
+    batch_size: int,
+    segment: int,
+    seed: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    gain_jitter_db: float = 0.0,
+) -> torch.Tensor:
     """The global batch for `step` is batch_size crops of `segment` samples, clips drawn in proportion to their
     length; this rank gets every world_size-th of them. Returns float32 (batch_size // world_size, 1, segment).
     With gain_jitter_db > 0 each crop is scaled by a random gain, uniform in +-gain_jitter_db dB (peaks kept
@@ -19,8 +28,8 @@ def crop_batch(clips: list, step: int, batch_size: int, segment: int, seed: int 
     for row, i in enumerate(which):
         clip = clips[i]
         start = int(rng.integers(0, max(1, len(clip) - segment + 1)))
-        piece = clip[start:start + segment]
-        out[row, 0, :len(piece)] = piece
+        piece = clip[start : start + segment]
+        out[row, 0, : len(piece)] = piece
     if gain_jitter_db > 0:
         gains = 10 ** (rng.uniform(-gain_jitter_db, gain_jitter_db, size=batch_size) / 20)
         peaks = np.abs(out).max(axis=(1, 2)) * gains
@@ -33,6 +42,7 @@ def eval_crops(clips: list, segment: int, max_clips: int) -> list:
     """Fixed validation excerpts for the training diagnostics: crop policy "middle" of telucodec.evaluation.scoring (the
     middle `segment` samples of each of up to max_clips clips, the whole clip if shorter)."""
     from telucodec.evaluation.scoring import crop_clip
+
     return [crop_clip(clip, 1, "middle", segment) for clip in clips[:max_clips]]
 
 

@@ -7,24 +7,34 @@
 * `gradient_in_silence` - how much of each loss term's gradient at the output lands where the input is silent?
 * `where_quality_is_lost` - is a trained codec limited by its bits (the quantizer) or by its autoencoder?
 """
+
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from telucodec.codec.model import Codec
 from telucodec.config import CodecConfig
 from telucodec.fixes import Fixes
-from telucodec.codec.model import Codec
 
 
-def overfit_one_clip(clip: np.ndarray, codec_config: CodecConfig, steps: int = 300, lr: float = 3e-3,
-                     bypass_quantizer: bool = True, fixes: Fixes = Fixes.all(), seed: int = 0,
-                     loss: str = "working", eval_every: int = 50) -> dict:
+def overfit_one_clip(
+    clip: np.ndarray,
+    codec_config: CodecConfig,
+    steps: int = 300,
+    lr: float = 3e-3,
+    bypass_quantizer: bool = True,
+    fixes: Fixes = Fixes.all(),
+    seed: int = 0,
+    loss: str = "working",
+    eval_every: int = 50,
+) -> dict:
     """Train a fresh codec on one clip only (full-clip batches) and return SI-SNR (dB) against steps. With
     `bypass_quantizer` the decoder sees the continuous latent: a plain autoencoder, the upper bound.
     `loss` is "working" (balanced, as the working recipe trains) or "story" (the story's loss under `fixes`)."""
-    from telucodec.training.losses import Balancer, total_loss, working_loss
     from telucodec.evaluation.metrics import si_snr
+    from telucodec.training.losses import Balancer, total_loss, working_loss
+
     balancer = Balancer() if loss == "working" else None
     torch.manual_seed(seed)
     model = Codec(codec_config, fixes)
@@ -35,10 +45,10 @@ def overfit_one_clip(clip: np.ndarray, codec_config: CodecConfig, steps: int = 3
         model.train()
         out = model(x, n_q=codec_config.n_q, bypass_quantizer=bypass_quantizer)
         opt.zero_grad(set_to_none=True)
-        if loss == "working":                                 # the working loss, balanced as in training
+        if loss == "working":  # the working loss, balanced as in training
             losses = working_loss(out["wav"], x, out["vq_loss"], codec_config.sample_rate)
             balancer.backward(losses["terms"], out["wav"], out["vq_loss"])
-        else:                                                 # the story's loss under `fixes`
+        else:  # the story's loss under `fixes`
             losses = total_loss(out["wav"], x, out["vq_loss"], codec_config.sample_rate, fixes)
             losses["total"].backward()
         total = losses["total"]
@@ -49,8 +59,12 @@ def overfit_one_clip(clip: np.ndarray, codec_config: CodecConfig, steps: int = 3
             with torch.no_grad():
                 y = model(x, n_q=codec_config.n_q, bypass_quantizer=bypass_quantizer)["wav"]
             curve.append({"step": step, "si_snr_db": si_snr(x[0, 0], y[0, 0]), "loss": float(total.detach())})
-    return {"model": model, "curve": curve, "si_snr_db": curve[-1]["si_snr_db"],
-            "best_si_snr_db": max(c["si_snr_db"] for c in curve)}
+    return {
+        "model": model,
+        "curve": curve,
+        "si_snr_db": curve[-1]["si_snr_db"],
+        "best_si_snr_db": max(c["si_snr_db"] for c in curve),
+    }
 
 
 @torch.no_grad()
@@ -93,25 +107,32 @@ def gradient_shares(model: Codec, wav: torch.Tensor, terms_fn, n_q: int | None =
 def story_terms(fixes: Fixes, sample_rate: int = 16000):
     """terms_fn for `gradient_shares`: the story's weighted loss terms under `fixes` (clamps included)."""
     from telucodec.training.losses import CLAMPS, WEIGHTS_BROKEN, WEIGHTS_FIXED, perceptual_loss, reconstruction_loss
+
     weights = WEIGHTS_FIXED if fixes.reweighted_losses else WEIGHTS_BROKEN
 
     def terms(out, wav):
-        parts = {"recon": reconstruction_loss(out["wav"].float(), wav.float()),
-                 "perceptual": perceptual_loss(out["wav"], wav, sample_rate, fixes), "vq": out["vq_loss"]}
+        parts = {
+            "recon": reconstruction_loss(out["wav"].float(), wav.float()),
+            "perceptual": perceptual_loss(out["wav"], wav, sample_rate, fixes),
+            "vq": out["vq_loss"],
+        }
         if not fixes.unclamped_losses:
             parts = {k: v.clamp(*CLAMPS[k]) for k, v in parts.items()}
         return {k: weights[k] * v.float() for k, v in parts.items()}
+
     return terms
 
 
 def working_terms_fn(sample_rate: int = 16000, weights=None):
     """terms_fn for `gradient_shares`: the working loss's terms (plain weights) and the VQ loss."""
     from telucodec.training.losses import WORKING_WEIGHTS, working_terms
+
     weights = weights or WORKING_WEIGHTS
 
     def terms(out, wav):
         t = working_terms(out["wav"], wav, sample_rate)
         return {**{k: weights[k] * v for k, v in t.items()}, "vq": out["vq_loss"].float()}
+
     return terms
 
 
@@ -119,13 +140,18 @@ def adversarial_terms_fn(discriminators, sample_rate: int = 16000, loss: str = "
     """terms_fn for `gradient_shares`: the working loss's terms, the VQ loss, and the adversarial and feature-
     matching terms that `discriminators` (a `telucodec.training.discriminators.Discriminators`) give the codec."""
     from telucodec.training.adversarial import feature_matching_loss, generator_loss
+
     base = working_terms_fn(sample_rate)
 
     def terms(out, wav):
         real_logits, real_features = discriminators(wav)
         fake_logits, fake_features = discriminators(out["wav"].float())
-        return {**base(out, wav), "adversarial": generator_loss(fake_logits, loss),
-                "feature": feature_matching_loss(real_features, fake_features)}
+        return {
+            **base(out, wav),
+            "adversarial": generator_loss(fake_logits, loss),
+            "feature": feature_matching_loss(real_features, fake_features),
+        }
+
     return terms
 
 
@@ -133,13 +159,17 @@ def codebook_health(model: Codec, codes: torch.Tensor) -> list:
     """Per stage: fraction of codes used, perplexity of the code distribution, and codes the quantizer
     counts as dead right now. `codes` is (B, n_q, frames)."""
     from telucodec.codec.quantizer import codebook_usage
+
     usage = codebook_usage(codes, model.config.codebook_size)
-    return [{"stage": i, "usage": u, "perplexity": p, "dead": int(model.quantizer.stages[i].dead_codes().sum())}
-            for i, (u, p) in enumerate(zip(usage["usage"], usage["perplexity"]))]
+    return [
+        {"stage": i, "usage": u, "perplexity": p, "dead": int(model.quantizer.stages[i].dead_codes().sum())}
+        for i, (u, p) in enumerate(zip(usage["usage"], usage["perplexity"]))
+    ]
 
 
-def gradient_in_silence(output: torch.Tensor, wav: torch.Tensor, terms: dict, quiet_db: float = 50.0,
-                        frame: int = 160) -> dict:
+def gradient_in_silence(
+    output: torch.Tensor, wav: torch.Tensor, terms: dict, quiet_db: float = 50.0, frame: int = 160
+) -> dict:
     """For each loss term (a scalar computed from `output`), the fraction of its gradient's energy at `output`
     that lies in the frames of `wav` (frame: `frame` samples) quieter than `quiet_db` under the loudest frame.
     `output` must require grad; `wav` is (batch, 1, samples). A spectral term with an absolute log floor spends
@@ -150,7 +180,7 @@ def gradient_in_silence(output: torch.Tensor, wav: torch.Tensor, terms: dict, qu
     quiet = (energy < energy.amax(dim=1, keepdim=True) - quiet_db).repeat_interleave(frame, dim=1)
     out = {}
     for k, v in terms.items():
-        g, = torch.autograd.grad(v, output, retain_graph=True)
+        (g,) = torch.autograd.grad(v, output, retain_graph=True)
         g2 = g.reshape(g.shape[0], -1)[:, :n] ** 2
         out[k] = float(g2[quiet].sum() / g2.sum().clamp_min(1e-30))
     return out
@@ -164,6 +194,7 @@ def where_quality_is_lost(model: Codec, clips: list, n_qs=(3, 6, 12), perceptual
     "latent_snr_db" (latent power over quantization-error power; infinite for the bypass). If the bypassed
     scores are barely better than the quantized ones, more bits will not help: the encoder, decoder or loss do."""
     from telucodec.evaluation.scoring import mean_table, score
+
     was_training = model.training
     model.eval()
     sr = model.config.sample_rate
@@ -179,7 +210,8 @@ def where_quality_is_lost(model: Codec, clips: list, n_qs=(3, 6, 12), perceptual
             q = model.quantizer.decode_codes(model.quantizer(z, n)["codes"])
             err = (z - q).pow(2).sum().clamp_min(1e-30)
             y = model.decoder(q)[0, 0, :length].numpy()
-            rows[f"{n}q"].append({**score(ref, y, sr, perceptual),
-                                  "latent_snr_db": float(10 * torch.log10(z.pow(2).sum() / err))})
+            rows[f"{n}q"].append(
+                {**score(ref, y, sr, perceptual), "latent_snr_db": float(10 * torch.log10(z.pow(2).sum() / err))}
+            )
     model.train(was_training)
     return {k: mean_table(v) for k, v in rows.items()}

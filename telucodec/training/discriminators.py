@@ -17,6 +17,7 @@ sub-discriminator, the list of its hidden activations (for the feature-matching 
 Both use weight normalisation and leaky ReLU, as their papers do; `channels` sets the width (EnCodec uses 32 and
 HiFi-GAN up to 1024; 8 keeps a CPU step affordable).
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,16 +37,23 @@ class STFTDiscriminator(nn.Module):
         self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
         convs = [weight_norm(nn.Conv2d(2, channels, (3, 9), padding=(1, 4)))]
         for d in dilations:
-            convs.append(weight_norm(nn.Conv2d(channels, channels, (3, 9), stride=(1, 2), dilation=(d, 1),
-                                               padding=(d, 4))))
+            convs.append(
+                weight_norm(nn.Conv2d(channels, channels, (3, 9), stride=(1, 2), dilation=(d, 1), padding=(d, 4)))
+            )
         convs.append(weight_norm(nn.Conv2d(channels, channels, (3, 3), padding=(1, 1))))
         self.convs = nn.ModuleList(convs)
         self.post = weight_norm(nn.Conv2d(channels, 1, (3, 3), padding=(1, 1)))
 
     def forward(self, wav: torch.Tensor):
-        spec = torch.stft(wav.reshape(-1, wav.shape[-1]).float(), self.n_fft, self.hop, window=self.window,
-                          normalized=True, return_complex=True)              # (B, bins, frames)
-        h = torch.stack([spec.real, spec.imag], dim=1).transpose(2, 3)        # (B, 2, frames, bins)
+        spec = torch.stft(
+            wav.reshape(-1, wav.shape[-1]).float(),
+            self.n_fft,
+            self.hop,
+            window=self.window,
+            normalized=True,
+            return_complex=True,
+        )  # (B, bins, frames)
+        h = torch.stack([spec.real, spec.imag], dim=1).transpose(2, 3)  # (B, 2, frames, bins)
         features = []
         for conv in self.convs:
             h = F.leaky_relu(conv(h), 0.2)
@@ -75,9 +83,9 @@ class PeriodDiscriminator(nn.Module):
         self.period = period
         widths = [1, channels, 2 * channels, 4 * channels, 4 * channels]
         self.convs = nn.ModuleList(
-            [weight_norm(nn.Conv2d(widths[i], widths[i + 1], (5, 1), stride=(3, 1), padding=(2, 0)))
-             for i in range(4)]
-            + [weight_norm(nn.Conv2d(widths[-1], widths[-1], (5, 1), padding=(2, 0)))])
+            [weight_norm(nn.Conv2d(widths[i], widths[i + 1], (5, 1), stride=(3, 1), padding=(2, 0))) for i in range(4)]
+            + [weight_norm(nn.Conv2d(widths[-1], widths[-1], (5, 1), padding=(2, 0)))]
+        )
         self.post = weight_norm(nn.Conv2d(widths[-1], 1, (3, 1), padding=(1, 0)))
 
     def forward(self, wav: torch.Tensor):
@@ -85,7 +93,7 @@ class PeriodDiscriminator(nn.Module):
         pad = (-x.shape[-1]) % self.period
         if pad:
             x = F.pad(x, (0, pad), mode="reflect")
-        h = x.reshape(x.shape[0], 1, -1, self.period)                         # (B, 1, T / p, p)
+        h = x.reshape(x.shape[0], 1, -1, self.period)  # (B, 1, T / p, p)
         features = []
         for conv in self.convs:
             h = F.leaky_relu(conv(h), 0.1)
@@ -106,8 +114,9 @@ class Discriminators(nn.Module):
         super().__init__()
         unknown = [k for k in kinds if k not in KINDS]
         if unknown or not kinds:
-            raise ValueError(f"unknown discriminator(s) {', '.join(unknown) or '(none)'}; choose from "
-                             f"{', '.join(KINDS)}")
+            raise ValueError(
+                f"unknown discriminator(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KINDS)}"
+            )
         self.kinds = tuple(kinds)
         build = {"msstft": MultiScaleSTFTDiscriminator, "mpd": MultiPeriodDiscriminator}
         self.parts = nn.ModuleList(build[k](channels=channels) for k in self.kinds)

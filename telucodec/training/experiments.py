@@ -7,6 +7,7 @@ Nine runs share one GPU concurrently (each in its own process): Fixes.none(), Fi
 fixes left out alone, all on the same data, seed and number of steps. The Fixes.all() run is exported as the
 shipped pretrained checkpoint. Every run is evaluated on a validation split never trained on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,6 +31,7 @@ ABLATION = ["none", "all"] + [f"all-{name}" for name in SEVEN]
 def _clips(args, ccfg, tcfg, split):
     """Embedded corpus plus, optionally, a folder of real speech (split by file, never mixed across splits)."""
     from telucodec.data.folders import load_dataset, spec_for
+
     spec = spec_for(ccfg, tcfg)
     clips = list(load_dataset(args.corpus_dir, spec, split))
     if args.extra_data_dir:
@@ -40,9 +42,11 @@ def _clips(args, ccfg, tcfg, split):
 def _write_wav(path: Path, wav: np.ndarray, sr: int):
     try:
         import soundfile as sf
+
         sf.write(f"{path}.flac", np.clip(wav, -1, 1), sr, subtype="PCM_16")
     except ImportError:  # the GPU image has no soundfile: plain 16-bit WAV through the standard library
         import wave
+
         with wave.open(f"{path}.wav", "wb") as w:
             w.setnchannels(1), w.setsampwidth(2), w.setframerate(sr)
             w.writeframes((np.clip(wav, -1, 1) * 32767).astype("<i2").tobytes())
@@ -52,8 +56,11 @@ def evaluate_full(model, clips, sr, n_qs=(3, 6, 12), max_seconds=4.0) -> dict:
     """SNR, SI-SNR, mel distance, range ratio (+ PESQ-WB and STOI when installed) at each bitrate, on the first
     `max_seconds` of each clip (telucodec.evaluation.scoring.evaluate_clips, crop policy "first")."""
     from telucodec.evaluation.scoring import evaluate_clips
+
     try:
-        import pesq, pystoi  # noqa: F401  (the GPU image may lack them)
+        import pesq  # noqa: F401  (the GPU image may lack them)
+        import pystoi  # noqa: F401
+
         perceptual = True
     except ImportError:
         perceptual = False
@@ -74,14 +81,16 @@ def _configuration(recipe_name: str, preset: str, run: str):
         p = get_preset(preset)
         return p.codec, p.train, Fixes.parse(run), ()
     from telucodec.training.recipes import configuration
+
     r = configuration(run, preset)
     return r.codec, r.train, r.fixes, r.ingredients
 
 
 def run_one(args) -> int:
     """One training run (a child process): train, evaluate, write result.json, curves and samples."""
-    from telucodec.training.loop import fit, evaluate
     from telucodec.training.batches import eval_crops
+    from telucodec.training.loop import evaluate, fit
+
     p = get_preset(args.preset)
     # the same clips for every configuration: the split and the evaluation never depend on the recipe
     data_tcfg = replace(p.train, seed=args.seed)
@@ -92,7 +101,7 @@ def run_one(args) -> int:
     out = Path(args.out) / "runs" / args.one
     out.mkdir(parents=True, exist_ok=True)
     done = out / "result.json"
-    if done.exists():              # a finished run is kept: a long ablation can be restarted in several sittings
+    if done.exists():  # a finished run is kept: a long ablation can be restarted in several sittings
         old = json.loads(done.read_text())
         if old.get("steps") == args.steps and old.get("seed", args.seed) == args.seed:
             print(f"{args.one}: already done ({done}); kept")
@@ -101,26 +110,51 @@ def run_one(args) -> int:
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    result = fit(args.preset, fixes, (train_clips, val_clips), codec_config=ccfg, train_config=tcfg, steps=args.steps,
-                 device=args.device, checkpoint_dir=out, experiment_name="checkpoints", log_every=25,
-                 print_epochs=False, progress=False, resume=True)   # an interrupted run continues
+    result = fit(
+        args.preset,
+        fixes,
+        (train_clips, val_clips),
+        codec_config=ccfg,
+        train_config=tcfg,
+        steps=args.steps,
+        device=args.device,
+        checkpoint_dir=out,
+        experiment_name="checkpoints",
+        log_every=25,
+        print_epochs=False,
+        progress=False,
+        resume=True,
+    )  # an interrupted run continues
     seconds = time.perf_counter() - t0
     segment = tcfg.segment_seconds * tcfg.batch_size
     sr = p.codec.sample_rate
     evaluation = evaluate_full(result.model, val_clips[: args.eval_clips], sr)
     diag = evaluate(result.model, eval_crops(val_clips, sr * 2, args.eval_clips), device=dev)
     record = {
-        "name": args.one, "seed": args.seed, "fixes": fixes.to_dict(), "enabled": fixes.enabled(), "preset": args.preset,
-        "recipe": args.recipe, "ingredients": list(ingredients),
-        "steps": result.step, "seconds": seconds, "steps_per_s": result.step / seconds,
-        "audio_s_per_s": result.step * segment / seconds, "amp": tcfg.amp,
+        "name": args.one,
+        "seed": args.seed,
+        "fixes": fixes.to_dict(),
+        "enabled": fixes.enabled(),
+        "preset": args.preset,
+        "recipe": args.recipe,
+        "ingredients": list(ingredients),
+        "steps": result.step,
+        "seconds": seconds,
+        "steps_per_s": result.step / seconds,
+        "audio_s_per_s": result.step * segment / seconds,
+        "amp": tcfg.amp,
         "peak_gpu_memory_gb": (torch.cuda.max_memory_allocated() / 1e9) if dev.type == "cuda" else None,
-        "evaluation": evaluation, "diagnostics": diag, "history": result.history, "epochs": result.epochs,
-        "train_clips": len(train_clips), "val_clips": len(val_clips),
+        "evaluation": evaluation,
+        "diagnostics": diag,
+        "history": result.history,
+        "epochs": result.epochs,
+        "train_clips": len(train_clips),
+        "val_clips": len(val_clips),
         "train_minutes": sum(len(c) for c in train_clips) / sr / 60,
     }
     (out / "result.json").write_text(json.dumps(record, indent=1))
     from telucodec.evaluation.scoring import reconstruct
+
     for i, clip in enumerate(val_clips[:3]):
         x = clip[: sr * 4]
         if args.one in ("all", "none", "working"):
@@ -129,16 +163,21 @@ def run_one(args) -> int:
             _write_wav(out / f"sample{i}_{p.codec.bitrate(n_q) / 1000:g}kbps", reconstruct(result.model, x, n_q), sr)
     if args.one == "all":
         from telucodec.coding.inference import export_safetensors
-        export_safetensors(result.model, Path(args.out) / "telucodec.safetensors",
-                           {"data": args.data_note, "command": " ".join(sys.argv), "steps": result.step})
+
+        export_safetensors(
+            result.model,
+            Path(args.out) / "telucodec.safetensors",
+            {"data": args.data_note, "command": " ".join(sys.argv), "steps": result.step},
+        )
     return 0
 
 
 def precision_probe(args) -> dict:
     """bf16 versus fp32 step time for Fixes.all() on the same batch, measured in this run."""
+    from telucodec.codec.model import Codec
     from telucodec.training.batches import crop_batch
     from telucodec.training.losses import total_loss
-    from telucodec.codec.model import Codec
+
     p = get_preset(args.preset)
     dev = torch.device(args.device)
     seg = int(p.train.segment_seconds * p.codec.sample_rate)
@@ -171,8 +210,11 @@ def precision_probe(args) -> dict:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m telucodec experiments", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m telucodec experiments",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--out", default="results/gpu")
     ap.add_argument("--dry-run", action="store_true", help="ci preset on CPU, a few steps: tests the code path")
     ap.add_argument("--steps", type=int, default=None)
@@ -187,11 +229,19 @@ def main(argv=None) -> int:
     ap.add_argument("--probe_steps", type=int, default=20)
     ap.add_argument("--parallel", type=int, default=9, help="runs sharing the device at once")
     ap.add_argument("--seed", type=int, default=0, help="training seed (initialisation, crops, dropout)")
-    ap.add_argument("--recipe", default="story", choices=["story", "working"],
-                    help="story: runs are fix configurations (none, all, all-<fix>); working: runs of the working "
-                         "recipe's ablation (working, working-<ingredient>, working-<fix>)")
-    ap.add_argument("--runs", default=None, help="comma list of configurations (default: the nine, or with "
-                                                   "--recipe working the recipe and each ingredient off)")
+    ap.add_argument(
+        "--recipe",
+        default="story",
+        choices=["story", "working"],
+        help="story: runs are fix configurations (none, all, all-<fix>); working: runs of the working "
+        "recipe's ablation (working, working-<ingredient>, working-<fix>)",
+    )
+    ap.add_argument(
+        "--runs",
+        default=None,
+        help="comma list of configurations (default: the nine, or with "
+        "--recipe working the recipe and each ingredient off)",
+    )
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.dry_run:
@@ -213,14 +263,36 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     probe = precision_probe(args)
-    base = [sys.executable, "-m", "telucodec", "experiments", "--out", str(out), "--steps", str(args.steps),
-            "--preset", args.preset, "--device", args.device, "--amp", args.amp, "--eval_clips", str(args.eval_clips),
-            "--data_note", args.data_note, "--seed", str(args.seed), "--recipe", args.recipe]
+    base = [
+        sys.executable,
+        "-m",
+        "telucodec",
+        "experiments",
+        "--out",
+        str(out),
+        "--steps",
+        str(args.steps),
+        "--preset",
+        args.preset,
+        "--device",
+        args.device,
+        "--amp",
+        args.amp,
+        "--eval_clips",
+        str(args.eval_clips),
+        "--data_note",
+        args.data_note,
+        "--seed",
+        str(args.seed),
+        "--recipe",
+        args.recipe,
+    ]
     for flag in ("corpus_dir", "extra_data_dir", "batch_size"):
         if getattr(args, flag):
             base += [f"--{flag}", str(getattr(args, flag))]
     if args.runs is None:
         from telucodec.training.recipes import WORKING_ABLATION
+
         args.runs = ",".join(WORKING_ABLATION if args.recipe == "working" else ABLATION)
     names = [n for n in args.runs.split(",") if n]
     for n in names:
@@ -245,13 +317,32 @@ def main(argv=None) -> int:
     summary = {
         "command": "python -m telucodec experiments " + " ".join(argv if argv is not None else sys.argv[2:]),
         "device": torch.cuda.get_device_name(0) if args.device.startswith("cuda") else platform.processor() or "cpu",
-        "torch": torch.__version__, "preset": args.preset, "recipe": args.recipe, "steps": args.steps, "amp": args.amp,
+        "torch": torch.__version__,
+        "preset": args.preset,
+        "recipe": args.recipe,
+        "steps": args.steps,
+        "amp": args.amp,
         "seed": args.seed,
-        "wall_seconds": time.perf_counter() - t0, "precision_probe": probe, "failed": failed,
+        "wall_seconds": time.perf_counter() - t0,
+        "precision_probe": probe,
+        "failed": failed,
         "data": args.data_note,
-        "runs": {k: {kk: v[kk] for kk in ("enabled", "steps", "seconds", "steps_per_s", "audio_s_per_s",
-                                           "peak_gpu_memory_gb", "evaluation", "diagnostics")}
-                 for k, v in runs.items()},
+        "runs": {
+            k: {
+                kk: v[kk]
+                for kk in (
+                    "enabled",
+                    "steps",
+                    "seconds",
+                    "steps_per_s",
+                    "audio_s_per_s",
+                    "peak_gpu_memory_gb",
+                    "evaluation",
+                    "diagnostics",
+                )
+            }
+            for k, v in runs.items()
+        },
     }
     (out / "ablation.json").write_text(json.dumps(summary, indent=1))
     _plot(runs, out)
@@ -263,6 +354,7 @@ def main(argv=None) -> int:
 def _plot(runs: dict, out: Path):
     try:
         import matplotlib
+
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:

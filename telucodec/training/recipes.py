@@ -37,11 +37,13 @@ a fix does: the fixes stay exactly as `telucodec.fixes` describes them.
 The "adversarial" recipe is the working recipe plus discriminators (telucodec.training.adversarial). It is meant as a
 fine-tune of a trained codec (`--init_from`): see notebooks/16_adversarial_training.ipynb.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from telucodec.config import CodecConfig, TrainConfig, preset as get_preset
+from telucodec.config import CodecConfig, TrainConfig
+from telucodec.config import preset as get_preset
 from telucodec.fixes import Fixes
 
 # ingredient -> (CodecConfig changes, TrainConfig changes) that turn it ON
@@ -66,17 +68,24 @@ INGREDIENTS = {
 }
 
 # measured (chapters 14 and 15), not in a recipe: turn on with `with_` (`--with`)
-OPTIONAL = ("relative_floor", "pre_emphasis", "low_band_waveform", "istft_head", "envelope_postfilter",
-            "level_augment", "vocos_head")
+OPTIONAL = (
+    "relative_floor",
+    "pre_emphasis",
+    "low_band_waveform",
+    "istft_head",
+    "envelope_postfilter",
+    "level_augment",
+    "vocos_head",
+)
 WORKING = tuple(i for i in INGREDIENTS if i not in ("adversarial", *OPTIONAL))
 RECIPES = {
-    "story": (),                          # the codec as the story built it (with whichever fixes you pass)
-    "working": WORKING,                   # every reconstruction ingredient on
-    "adversarial": WORKING + ("adversarial",),   # and discriminators
+    "story": (),  # the codec as the story built it (with whichever fixes you pass)
+    "working": WORKING,  # every reconstruction ingredient on
+    "adversarial": WORKING + ("adversarial",),  # and discriminators
     # the codec for unseen voices (with the cpu-deep preset): no pause-dominated floor, the waveform term only under
     # 1 kHz where the phase is predictable, levels +-20 dB around -23 LUFS, a frame-rate decoder (vocos_head)
-    "voices": tuple(i for i in WORKING if i != "loudness") + ("relative_floor", "low_band_waveform",
-                                                                "level_augment", "vocos_head"),
+    "voices": tuple(i for i in WORKING if i != "loudness")
+    + ("relative_floor", "low_band_waveform", "level_augment", "vocos_head"),
 }
 # quantizer hygiene for the voices recipe: EMA codebooks without the codebook loss (fix 1 steps codebooks that the
 # next EMA update overwrites), one straight-through estimator after the loop (the encoder's gradient x 1, not x n_q,
@@ -93,8 +102,7 @@ class Recipe:
     ingredients: tuple
 
 
-def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes | None = None,
-           with_=()) -> Recipe:
+def recipe(name: str = "working", preset: str = "cpu", without=(), fixes: Fixes | None = None, with_=()) -> Recipe:
     """The preset's configurations with the recipe's ingredients on (minus `without`, plus `with_`). The working
     recipe trains with all seven fixes on unless `fixes` says otherwise; the story recipe with none."""
     if name not in RECIPES:
@@ -123,21 +131,24 @@ def configuration(run: str, preset: str = "ci") -> Recipe:
     "working-<ingredient>" (that ingredient off; "working-working_loss" turns the balancer off with it) or "working-<fix>" (the recipe with that one fix off).
     Used by `python -m telucodec experiments --recipe working --runs ...`."""
     from telucodec.fixes import SEVEN
+
     if run == "working":
         return recipe("working", preset)
     if run.startswith("working-"):
-        name = run[len("working-"):]
-        if name == "working_loss":      # the balancer only balances the working loss: both go
+        name = run[len("working-") :]
+        if name == "working_loss":  # the balancer only balances the working loss: both go
             return replace(recipe("working", preset, without=("working_loss", "balancer")), name=run)
         if name in INGREDIENTS and name != "adversarial":
             return replace(recipe("working", preset, without=(name,)), name=run)
         if name in SEVEN:
             r = recipe("working", preset, fixes=Fixes.parse(f"all-{name}"))
             return replace(r, name=run)
-        if name == "seven_fixes":         # the recipe on the story's baseline: all seven fixes off
+        if name == "seven_fixes":  # the recipe on the story's baseline: all seven fixes off
             return replace(recipe("working", preset, fixes=Fixes.none()), name=run)
-    raise ValueError(f"unknown run {run!r}: use 'working', 'working-<ingredient>' ({', '.join(WORKING)}) "
-                     f", 'working-<fix>' ({', '.join(SEVEN)}) or 'working-seven_fixes'")
+    raise ValueError(
+        f"unknown run {run!r}: use 'working', 'working-<ingredient>' ({', '.join(WORKING)}) "
+        f", 'working-<fix>' ({', '.join(SEVEN)}) or 'working-seven_fixes'"
+    )
 
 
 WORKING_ABLATION = ["working"] + [f"working-{i}" for i in WORKING]
