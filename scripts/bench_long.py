@@ -125,11 +125,11 @@ def streaming_figures(checkpoint) -> dict:
     torch.set_num_threads(1)
     sys.path.insert(0, str(ROOT))
     import telucodec
-    from telucodec.coding import streaming
+    from telucodec.coding import receptive_field, streaming
 
     model = telucodec.load(checkpoint)
     delay = streaming.measure_delay(model, seconds=1.0, block=1)
-    ctx = streaming.context(model)
+    ctx = receptive_field.context(model)
     x = (0.1 * np.random.default_rng(1).standard_normal(10 * SR)).astype(np.float32)
     hop = model.config.hop_length
     enc = model.stream_encoder()
@@ -302,7 +302,7 @@ def markdown(r: dict) -> str:
             "## Streaming delay",
             "",
             "The codec is non-causal, so its delay is its look-ahead, measured by back-propagating from one frame "
-            "(telucodec.coding.streaming.context) and confirmed by pushing samples one at a time "
+            "(telucodec.coding.receptive_field.context) and confirmed by pushing samples one at a time "
             "(telucodec.coding.streaming.measure_delay):",
             "",
             f"- encoder: a {st['frame_ms']:.0f} ms frame plus {st['encoder_lookahead_samples']} samples "

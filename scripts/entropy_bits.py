@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 python scripts/entropy_bits.py --data_root ../shared/data
 
 The shipped model (results/pretrained/telucodec.safetensors) codes the train list's clips (results/speakers/lists.tsv)
-at 1.5, 3 and 6 kbps; entropy models are fitted on those codes (telucodec.coding.entropy.fit): one prior per stage
+at 1.5, 3 and 6 kbps; entropy models are fitted on those codes (telucodec.coding.entropy_fit.fit): one prior per stage
 (contexts=1) and priors conditioned on the previous stage's code (contexts=4, 16, 64). Every clip of the tune list
 (speakers in no training data) is then coded and written both ways: the .tlc files' bits per second, header and CRC
 included, and of the payload alone, beside the model's ideal (information content); the block size's cost; and
@@ -44,8 +44,10 @@ def main():
     torch.set_num_threads(1)
     import telucodec
     from telucodec.coding import bitstream as bs
+    from telucodec.coding import tlcfile
     from telucodec.coding.checkpoint import save_weights_safetensors
-    from telucodec.coding.entropy import META_KEY, collect_codes, fit
+    from telucodec.coding.entropy import META_KEY
+    from telucodec.coding.entropy_fit import collect_codes, fit
     from telucodec.data.speakers import load_list, read_list
 
     out = Path(args.out)
@@ -83,7 +85,7 @@ def main():
         codes = tune_codes[n]
         v1 = [
             len(
-                bs.pack(
+                tlcfile.pack(
                     c,
                     sample_rate=sr,
                     codebook_size=cfg.codebook_size,
@@ -121,7 +123,7 @@ def main():
         for b in BLOCKS:
             size = sum(
                 len(
-                    bs.pack(
+                    tlcfile.pack(
                         c,
                         sample_rate=sr,
                         codebook_size=cfg.codebook_size,

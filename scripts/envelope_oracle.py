@@ -45,6 +45,7 @@ def main(argv=None):
     from telucodec.config import preset
     from telucodec.data.folders import load_dataset, spec_for
     from telucodec.evaluation import metrics
+    from telucodec.evaluation.metrics import loud_frames
     from telucodec.evaluation.scoring import crop_clip, reconstruct
 
     p = preset("cpu")
@@ -123,7 +124,7 @@ def main(argv=None):
     following = {}
     for name, (lx, ly) in levels.items():
         lx, ly = np.concatenate(lx), np.concatenate(ly)
-        active = lx > lx.max() - 50
+        active = loud_frames(lx, 50.0)
         slope = float(np.polyfit(lx[active], ly[active], 1)[0])
         following[name] = {
             "slope": slope,

@@ -21,7 +21,7 @@ train lowband working --with low_band_waveform & train lowband_rf working --with
 train adv adversarial --disc_warmup_steps 100 & train adv_lowband adversarial --disc_warmup_steps 100 --with low_band_waveform & wait
 models=()
 for r in control preemph lowband lowband_rf adv adv_lowband; do models+=("$r=$WORK/runs/$r"); done
-python scripts/score_full_length.py --opus --models "${models[@]}" shipped=results/pretrained/telucodec.safetensors \
+python scripts/score_checkpoints.py --pauses --opus --models "${models[@]}" shipped=results/pretrained/telucodec.safetensors \
   --data_dir "$DATA" --out "$OUT/comparison.json"
 for r in control preemph lowband lowband_rf adv adv_lowband; do
   grep -h "^done:" "$WORK/$r.log" | sed "s/^/$r: /"

@@ -106,7 +106,7 @@ def _paired_table(q, ours, theirs, tuning=True):
 
 def unseen_voices(folder: Path) -> list:
     """The yardstick's table on the test list's unseen speakers (results/yardstick/shipped-test*.json), first."""
-    from telucodec.evaluation import yardstick
+    from telucodec.evaluation import yardstick_report
 
     path = next(
         (folder / n for n in ("shipped-test.json", "shipped-test-recorded.json") if (folder / n).exists()), None
@@ -122,7 +122,7 @@ def unseen_voices(folder: Path) -> list:
         "from the `.tlc` files and Opus's packets. The held-out tables further down are of the codec's own "
         "training speaker, and flatter it.",
         "",
-        yardstick.markdown(result),
+        yardstick_report.markdown(result),
         "",
     ]
 

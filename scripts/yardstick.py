@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from telucodec.evaluation import yardstick as y
+from telucodec.evaluation import yardstick_report as yr
 
 APPLICATION_FILE = Path("results/yardstick/opus_application.json")
 
@@ -44,7 +45,7 @@ def main():
     args = ap.parse_args()
     t0 = time.time()
     if args.merge:
-        result = y.merge([json.loads(Path(p).read_text()) for p in args.merge])
+        result = yr.merge([json.loads(Path(p).read_text()) for p in args.merge])
         write(result, args.out)
         return
     if not args.data_root:
@@ -94,8 +95,8 @@ def write(result: dict, out: str):
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    out.with_suffix(".md").write_text(y.markdown(result))
-    print(y.markdown(result))
+    out.with_suffix(".md").write_text(yr.markdown(result))
+    print(yr.markdown(result))
 
 
 if __name__ == "__main__":

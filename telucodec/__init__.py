@@ -10,17 +10,32 @@ one line may not import each other (the import-linter contracts in pyproject.tom
 check this map against the folders and the contracts):
 
     cli | book
-      cli.commands           `python -m telucodec`: train, encode, decode, fit-envelope, fit-entropy, bench, demo
+      cli.commands           `python -m telucodec`: the parser and the dispatch to each command
+      cli.train_command      `telucodec train`: its options, their checks, the call to fit()
+      cli.coding_commands    `telucodec encode` and `decode`, streamed a chunk at a time
+      cli.fit_commands       `telucodec fit-envelope` and `fit-entropy` on a trained codec
+      cli.usage              UsageError: an option that cannot work (one line, exit 2)
       cli.demo               `telucodec demo`: the shipped model beside Opus, AMR-NB and Codec2 on a held-out clip
       cli.shipped            the shipped model's data split and the command that trained it
-      book                   the notebooks' helpers (cached runs, listings, plots); nothing imports it
+      book.profiles          the notebooks' profile (ci or full) and seeded set-up; nothing imports book
+      book.runs              the notebooks' cached training runs, keyed by what a run executes; chain()
+      book.listings          show_source: the package's own source in a notebook
+      book.players           audio players embedded in the page
+      book.plots             training curves, spectrograms, waveforms
+      book.tables            Markdown tables and the committed results they show
     bench
       bench.common           machine description, synthetic speech, JSON output
       bench.quality          quality of every codec at every bitrate, bits counted from the files
-      bench.speed            encode/decode speed beside EnCodec, one thread and all
+      bench.speed            encode/decode speed beside EnCodec, one thread and all; its report
+      bench.speed_models     the models timed (TeluCodec, EnCodec) behind one interface
+      bench.speed_timing     timed calls: encode, decode and training steps, the models interleaved
       bench.cli              `python -m telucodec bench`
     training
-      training.loop          fit(): the training loop (_Run holds its state), evaluation during training
+      training.loop          fit(): the outline of training; _Run holds its state and takes one step
+      training.run_data      a run's clips, validation crops, step counts and the batch of each step
+      training.optim         optimizer, learning-rate schedule, mixed-precision dtype, gradient norms
+      training.run_state     seeding, RNG states, checkpoints, exact resume, starting from a codec
+      training.validation    evaluation during training: diagnostics, epoch means, the epoch line
       training.losses        the story's loss (fixes 5-7), the working loss (waveform, STFT, mel), Balancer
       training.recipes       the working and voices recipes: named ingredients on top of a preset
       training.batches       deterministic training crops (gain jitter) and validation crops
@@ -32,14 +47,25 @@ check this map against the folders and the contracts):
       evaluation.metrics     SNR, SI-SNR, range ratio, mel distance, PESQ-WB, STOI, ViSQOL, DNSMOS
       evaluation.scoring     the one scoring path: crop policy, reconstruct, evaluate_clips, paired intervals
       evaluation.baselines   Opus, AMR-NB and Codec2 round trips, bits counted from their packets
-      evaluation.yardstick   unseen voices beside Opus at equal bits spent, levels, verdicts
+      evaluation.baseline_codecs  each baseline run: PyAV (Opus, AMR-NB), c2enc/c2dec; resampling, delay
+      evaluation.yardstick   unseen voices beside Opus at equal bits spent, at four levels, scored
+      evaluation.yardstick_report  a yardstick run's verdicts, merged parts and Markdown tables
       evaluation.ablation    reading a multi-seed ablation: means, seed spread, verdicts
     coding
       coding.inference       CodecModel, load(), export_safetensors, with/without envelope codebooks
       coding.checkpoint      atomic checkpoints with SHA-256 sidecars, safetensors
-      coding.bitstream       the .tlc file format (v1 packed, v2 entropy-coded), read and written in blocks
+      coding.bitstream       the .tlc file format (v1 packed, v2 entropy-coded): constants, header rules, sizes
+      coding.payload         a .tlc payload: bit-packed codes (v1), entropy-coded blocks (v2)
+      coding.tlcfile         whole .tlc files: pack/unpack bytes, write_tlc/read_tlc (atomic, checked)
+      coding.tlcwriter       TlcWriter: a .tlc written frame by frame, as an encoder produces them
+      coding.tlcreader       TlcReader: a .tlc read in blocks of frames; one cut off, as far as it goes
       coding.entropy         static code priors shipped with the model; range coding of .tlc v2
-      coding.streaming       any-length coding: chunks sized by the receptive field, stream encoder/decoder
+      coding.entropy_fit     fitting those priors on the codes a codec gives its training speech
+      coding.streaming       any-length coding: stream encoder/decoder, piece size, measured delay
+      coding.receptive_field  what one code frame depends on, measured by back-propagation
+      coding.piece_synthesis  one piece of a stream decoded exactly as the whole-file decoder would
+      coding.chunked         whole arrays coded in pieces (CodecModel.encode/decode)
+      coding.audio_blocks    audio files read and written block by block (the CLI's encode/decode)
     codec
       codec.model            encoder, decoder (fix 3), Codec, weight norm, k-means initialisation
       codec.quantizer        VectorQuantizer, ResidualVQ (fixes 1, 2, 4), codebook usage
@@ -50,6 +76,7 @@ check this map against the folders and the contracts):
     data
       data.audio_io          reading, writing, resampling, loudness normalisation
       data.folders           folders of audio, split by file, spec_for, load_dataset
+      data.crops             CropDataset: fixed-length training crops and validation segments
       data.speakers          speaker-disjoint train/tune/test lists of a speech folder
       data.corpus            builds and caches the embedded corpus
       data.espeak            the ctypes binding to eSpeak NG

@@ -12,7 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from telucodec.coding import bitstream as bs
-from telucodec.coding.bitstream import Bitstream, BitstreamError, pack, read_tlc, unpack, write_tlc
+from telucodec.coding.bitstream import Bitstream, BitstreamError
+from telucodec.coding.tlcfile import pack, read_tlc, unpack, write_tlc
 
 SR, HOP = 16000, 320
 

@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 
 from telucodec.cli import commands as cli
-from telucodec.coding import bitstream
+from telucodec.coding import tlcfile
 from telucodec.coding.checkpoint import load_checkpoint
 from telucodec.data.audio_io import write_audio
 from telucodec.fixes import SEVEN, Fixes
@@ -70,7 +70,7 @@ def mp3_run(tmp_path_factory):
     mp3.mkdir()
     for i in range(4):
         sf.write(mp3 / f"common_voice_te_{i}.mp3", speech_like(1.5, i), SR, format="MP3", subtype="MPEG_LAYER_III")
-    good = bitstream.pack(
+    good = tlcfile.pack(
         np.zeros((3, 10), np.int64),
         sample_rate=SR,
         codebook_size=1024,
@@ -195,7 +195,7 @@ def test_encode_decode_round_trip(mp3_run, tmp_path, capsys, kbps, n_q):
         ["encode", tmp_path / "in.wav", tmp_path / "x.tlc", "--checkpoint", ckpt, "--kbps", kbps], capsys
     )
     assert rc == 0 and err == [], err
-    stream = bitstream.read_tlc(tmp_path / "x.tlc")
+    stream = tlcfile.read_tlc(tmp_path / "x.tlc")
     frames = math.ceil(n / 320)
     assert stream.n_q == n_q and stream.num_frames == frames and stream.num_samples == n
     size = (tmp_path / "x.tlc").stat().st_size

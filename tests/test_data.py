@@ -11,7 +11,8 @@ import soundfile as sf
 import torch
 
 from telucodec.data import folders as D
-from telucodec.data.folders import CropDataset, load_clips, load_dataset, scan_audio_folder, split_by_file
+from telucodec.data.crops import CropDataset
+from telucodec.data.folders import load_clips, load_dataset, scan_audio_folder, split_by_file
 from telucodec.errors import BadAudioWarning, DataError
 
 SR = 16000

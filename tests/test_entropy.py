@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 from telucodec.cli import commands as cli
 from telucodec.coding import bitstream as bs
 from telucodec.coding import entropy as E
+from telucodec.coding import entropy_fit, tlcfile, tlcreader, tlcwriter
 from telucodec.coding.inference import PRETRAINED, CodecModel, export_safetensors, load
 from telucodec.errors import BitstreamError, CheckpointError
 
@@ -58,17 +59,17 @@ def skewed_codes(n_q: int, frames: int, seed: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def model():
     """An entropy model fitted on skewed synthetic codes at 3, 6 and 12 stages."""
-    return E.fit({n: [skewed_codes(n, 3000, seed=n)] for n in N_QS}, K, contexts=16)
+    return entropy_fit.fit({n: [skewed_codes(n, 3000, seed=n)] for n in N_QS}, K, contexts=16)
 
 
 @pytest.fixture(scope="module")
 def other():
-    return E.fit({n: [skewed_codes(n, 3000, seed=100 + n)] for n in N_QS}, K, contexts=4)
+    return entropy_fit.fit({n: [skewed_codes(n, 3000, seed=100 + n)] for n in N_QS}, K, contexts=4)
 
 
 def pack2(codes, entropy, num_samples=None, block_frames=bs.DEFAULT_BLOCK_FRAMES, envelope_stages=0):
     frames = codes.shape[1]
-    return bs.pack(
+    return tlcfile.pack(
         codes,
         sample_rate=SR,
         codebook_size=K,
@@ -93,7 +94,7 @@ def test_round_trip_exact_on_random_codes(model, n_q, kind):
     for frames, block in ((0, 100), (1, 100), (99, 100), (100, 100), (101, 100), (257, 1), (257, 7), (333, 2048)):
         codes = rng.integers(0, K, (n_q, frames)) if kind == "uniform" else skewed_codes(n_q, frames, seed=frames)
         data = pack2(codes, model, block_frames=block)
-        out = bs.unpack(data, entropy=model)
+        out = tlcfile.unpack(data, entropy=model)
         np.testing.assert_array_equal(out.codes, codes)
         assert out.codes.dtype == np.int64 and out.version == 2 and out.entropy_id == model.hex_id
         assert data[4] == 2 and data[28:36] == model.id and struct.unpack_from("<H", data, 36)[0] == block
@@ -116,7 +117,7 @@ def test_the_coder_is_pinned_to_exact_integer_probabilities():
     np.testing.assert_array_equal(m.decode(words, 2, 10), codes)
     # the 24-bit integers: each row sums to 2**24 - K exactly; constriction adds 1 to each
     rng = np.random.default_rng(0)
-    stored = np.stack([E._quantize(rng.dirichlet(np.full(1024, 0.3))) for _ in range(5)])
+    stored = np.stack([entropy_fit._quantize(rng.dirichlet(np.full(1024, 0.3))) for _ in range(5)])
     assert (stored.astype(np.int64).sum(-1) == 1 << 16).all() and stored.min() >= 1
     rows = E.coder_rows(stored, 1024)
     assert (rows.sum(-1) == (1 << 24) - 1024).all() and (rows == np.round(rows)).all() and rows.max() < 1 << 23
@@ -138,7 +139,7 @@ def test_every_code_costs_more_than_a_bit_even_at_the_most_likely_model():
 def ci():
     """The tiny untrained 'ci' codec with an entropy model fitted on three speech-like clips."""
     m = CodecModel.untrained("ci")
-    m.entropy = E.fit_on_clips(m, [speech_like(3 * SR, seed) for seed in range(3)])
+    m.entropy = entropy_fit.fit_on_clips(m, [speech_like(3 * SR, seed) for seed in range(3)])
     return m
 
 
@@ -153,11 +154,11 @@ def test_round_trip_exact_on_real_codes(ci, kbps, n_q, tmp_path):
     np.testing.assert_array_equal(stream.codes, codes)
     assert stream.num_samples == len(x)
     plain = ci.pack(codes, len(x), entropy=False)
-    assert plain == bs.pack(codes, sample_rate=SR, codebook_size=K, hop_length=HOP, num_samples=len(x))
+    assert plain == tlcfile.pack(codes, sample_rate=SR, codebook_size=K, hop_length=HOP, num_samples=len(x))
     assert len(data) < len(plain)
     # the streaming writer and reader, blocks of 7 frames, pushes of any size
     path = tmp_path / "s.tlc"
-    with bs.TlcWriter(
+    with tlcwriter.TlcWriter(
         path, n_q=n_q, sample_rate=SR, codebook_size=K, hop_length=HOP, entropy=ci.entropy, block_frames=7
     ) as w:
         at = 0
@@ -166,16 +167,16 @@ def test_round_trip_exact_on_real_codes(ci, kbps, n_q, tmp_path):
             at += k
             assert w._pending.shape[1] < 7  # memory: never more than a block waits
         w.finish(len(x))
-    assert path.read_bytes() == bs.pack(
+    assert path.read_bytes() == tlcfile.pack(
         codes, sample_rate=SR, codebook_size=K, hop_length=HOP, num_samples=len(x), entropy=ci.entropy, block_frames=7
     )
-    r = bs.TlcReader(path, entropy=ci.entropy)
+    r = tlcreader.TlcReader(path, entropy=ci.entropy)
     assert not r.truncated and r.version == 2 and r.num_frames == codes.shape[1]
     for size in (1, 5, 7, 50, 4096):
         parts = list(r.blocks(size))
         assert all(p.shape[1] <= size for p in parts)
         np.testing.assert_array_equal(np.concatenate(parts, axis=1), codes)
-    np.testing.assert_array_equal(bs.read_tlc(path, entropy=ci.entropy).codes, codes)
+    np.testing.assert_array_equal(tlcfile.read_tlc(path, entropy=ci.entropy).codes, codes)
 
 
 @pytest.mark.skipif(not PRETRAINED.exists(), reason="no shipped model")
@@ -184,7 +185,7 @@ def test_shipped_model_codes_round_trip_and_cost_under_10_bits():
     bits per code at 1.5, 3 and 6 kbps; on real speech of unheard voices, results/entropy/README.md)."""
     shipped = load()
     clips = [speech_like(8 * SR, seed) for seed in range(4)]
-    shipped.entropy = E.fit_on_clips(shipped, [c[: 6 * SR] for c in clips])
+    shipped.entropy = entropy_fit.fit_on_clips(shipped, [c[: 6 * SR] for c in clips])
     for kbps in (1.5, 3.0, 6.0):
         bits = size = 0
         for c in clips:
@@ -203,8 +204,8 @@ def test_fitted_model_spends_fewer_than_10_bits_per_code_on_speech_like_input(ci
         per_code = (len(ci.pack(codes, len(held_out))) - bs.OVERHEAD_BYTES_V2) * 8 / codes.size
         assert per_code < 10 and ci.entropy.bits(codes) / codes.size < 10, (kbps, per_code)
     assert all(b < 10 for b in ci.entropy.report["fit_bits_per_code"].values())
-    per_stage = E.fit({n: [skewed_codes(n, 3000, seed=n)] for n in (3,)}, K, contexts=1)
-    conditioned = E.fit({n: [skewed_codes(n, 3000, seed=n)] for n in (3,)}, K, contexts=16)
+    per_stage = entropy_fit.fit({n: [skewed_codes(n, 3000, seed=n)] for n in (3,)}, K, contexts=1)
+    conditioned = entropy_fit.fit({n: [skewed_codes(n, 3000, seed=n)] for n in (3,)}, K, contexts=16)
     test = skewed_codes(3, 2000, seed=99)
     assert conditioned.bits(test) < per_stage.bits(test) < 10 * test.size  # the context pays on dependent codes
 
@@ -212,12 +213,12 @@ def test_fitted_model_spends_fewer_than_10_bits_per_code_on_speech_like_input(ci
 # ------------------------------------------------------------------------------------------ version 1 still
 def test_version_1_files_still_decode_and_models_without_entropy_write_them(model, ci, tmp_path):
     codes = np.random.default_rng(0).integers(0, K, (6, 50))
-    v1 = bs.pack(codes, sample_rate=SR, codebook_size=K, hop_length=HOP, num_samples=50 * HOP, envelope_stages=0)
+    v1 = tlcfile.pack(codes, sample_rate=SR, codebook_size=K, hop_length=HOP, num_samples=50 * HOP, envelope_stages=0)
     for entropy in (None, model):  # an entropy model does not get in the way of a version 1 file
-        out = bs.unpack(v1, entropy=entropy)
+        out = tlcfile.unpack(v1, entropy=entropy)
         assert out.version == 1 and out.entropy_id == "" and np.array_equal(out.codes, codes)
     (tmp_path / "v1.tlc").write_bytes(v1)
-    r = bs.TlcReader(tmp_path / "v1.tlc", entropy=model)
+    r = tlcreader.TlcReader(tmp_path / "v1.tlc", entropy=model)
     assert r.version == 1 and np.array_equal(r.read_all().codes, codes)
     plain = CodecModel.untrained("ci")
     assert plain.entropy is None and plain.pack(codes, 50 * HOP) == v1
@@ -232,9 +233,9 @@ def test_a_file_from_another_entropy_model_or_none_is_refused_with_one_line(mode
     (tmp_path / "x.tlc").write_bytes(data)
     for entropy, what in ((other, f"decoding codec's is {other.hex_id}"), (None, "has none")):
         for read in (
-            lambda e=entropy: bs.unpack(data, source="x.tlc", entropy=e),
-            lambda e=entropy: bs.read_tlc(tmp_path / "x.tlc", entropy=e),
-            lambda e=entropy: bs.TlcReader(tmp_path / "x.tlc", entropy=e),
+            lambda e=entropy: tlcfile.unpack(data, source="x.tlc", entropy=e),
+            lambda e=entropy: tlcfile.read_tlc(tmp_path / "x.tlc", entropy=e),
+            lambda e=entropy: tlcreader.TlcReader(tmp_path / "x.tlc", entropy=e),
         ):
             with pytest.raises(BitstreamError) as info:
                 read()
@@ -284,22 +285,22 @@ def test_every_bit_flip_is_detected_and_recrc_ed_damage_is_refused_cleanly(model
         b = bytearray(data)
         b[i // 8] ^= 1 << (i % 8)
         with pytest.raises(BitstreamError):
-            bs.unpack(bytes(b), entropy=model)
+            tlcfile.unpack(bytes(b), entropy=model)
         check_canonical(recrc(bytes(b)), model)  # with a valid CRC: refused, or canonical
     for n in range(len(data)):
         with pytest.raises(BitstreamError, match="truncated"):
-            bs.unpack(data[:n], entropy=model)
+            tlcfile.unpack(data[:n], entropy=model)
 
 
 def check_canonical(data: bytes, m):
     """unpack may only refuse `data` with one line, or accept it when it is exactly what pack makes of the result."""
     try:
-        out = bs.unpack(data, entropy=m)
+        out = tlcfile.unpack(data, entropy=m)
     except BitstreamError as e:
         assert "\n" not in str(e)
         return
     assert out.codes.shape == (out.n_q, out.num_frames) and out.codes.dtype == np.int64
-    again = bs.pack(
+    again = tlcfile.pack(
         out.codes,
         sample_rate=out.sample_rate,
         codebook_size=out.codebook_size,
@@ -327,9 +328,9 @@ def test_tlc_reader_keeps_every_check_of_read_tlc(model, tmp_path):
     for name, blob in cases.items():
         (tmp_path / f"{name}.tlc").write_bytes(bytes(blob))
         with pytest.raises(BitstreamError) as strict:
-            bs.read_tlc(tmp_path / f"{name}.tlc", entropy=model)
+            tlcfile.read_tlc(tmp_path / f"{name}.tlc", entropy=model)
         with pytest.raises(BitstreamError) as streamed:
-            bs.TlcReader(tmp_path / f"{name}.tlc", entropy=model)
+            tlcreader.TlcReader(tmp_path / f"{name}.tlc", entropy=model)
         assert str(streamed.value) == str(strict.value), name
 
 
@@ -351,7 +352,7 @@ def test_inconsistent_v2_fields_with_valid_crc(model, offset, fmt, value, match)
     b = bytearray(data)
     struct.pack_into("<" + fmt, b, offset, value)
     with pytest.raises(BitstreamError, match=match):
-        bs.unpack(recrc(bytes(b)), entropy=model)
+        tlcfile.unpack(recrc(bytes(b)), entropy=model)
 
 
 def test_lying_blocks_and_huge_claims_fail_fast_without_allocating(model, tmp_path):
@@ -372,10 +373,10 @@ def test_lying_blocks_and_huge_claims_fail_fast_without_allocating(model, tmp_pa
     t0 = time.perf_counter()
     for data in cases:
         with pytest.raises(BitstreamError) as info:
-            bs.unpack(data, entropy=model)
+            tlcfile.unpack(data, entropy=model)
         assert "\n" not in str(info.value)
     with pytest.raises(BitstreamError, match="lie.tlc"):
-        bs.TlcReader(tmp_path / "lie.tlc", entropy=model)
+        tlcreader.TlcReader(tmp_path / "lie.tlc", entropy=model)
     elapsed = time.perf_counter() - t0
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
@@ -384,7 +385,7 @@ def test_lying_blocks_and_huge_claims_fail_fast_without_allocating(model, tmp_pa
 
 # ------------------------------------------------------------------------------------------------- fuzz
 def _fuzz_model():
-    return E.fit({n: [skewed_codes(n, 2000, seed=n)] for n in (1, 3)}, K, contexts=4)
+    return entropy_fit.fit({n: [skewed_codes(n, 2000, seed=n)] for n in (1, 3)}, K, contexts=4)
 
 
 FUZZ_MODEL = None
@@ -465,27 +466,27 @@ def test_truncated_v2_file_gives_the_whole_blocks_that_arrived(model, tmp_path):
         path.write_bytes(data[:cut])
         whole = sum(e <= cut for e in ends)
         frames = min(45, 10 * whole)
-        with pytest.warns(bs.TruncatedStreamWarning, match=r"cut\.tlc: truncated"):
-            r = bs.TlcReader(path, entropy=model)
+        with pytest.warns(tlcreader.TruncatedStreamWarning, match=r"cut\.tlc: truncated"):
+            r = tlcreader.TlcReader(path, entropy=model)
         assert r.truncated and r.num_frames == frames
         assert r.num_samples == (45 * HOP - 7 if frames == 45 else frames * HOP)
         np.testing.assert_array_equal(r.read_all().codes, codes[:, :frames])
         with pytest.raises(BitstreamError, match="truncated"):
-            bs.read_tlc(path, entropy=model)  # the strict reader stays strict
+            tlcfile.read_tlc(path, entropy=model)  # the strict reader stays strict
     for cut in (0, 10, 28, 39, 40, 41, ends[0] - 1):  # no whole block
         path.write_bytes(data[:cut])
         with pytest.raises(BitstreamError, match="cut.tlc: truncated"):
-            bs.TlcReader(path, entropy=model)
+            tlcreader.TlcReader(path, entropy=model)
     # a writer that never finished (killed): its header still says UNFINISHED; only whole blocks are written
-    w = bs.TlcWriter(
+    w = tlcwriter.TlcWriter(
         tmp_path / "live.tlc", n_q=6, sample_rate=SR, codebook_size=K, hop_length=HOP, entropy=model, block_frames=10
     )
     w.write(codes)
     w._f.flush()
     (tmp_path / "killed.tlc").write_bytes(w._tmp.read_bytes())
     w.abort()
-    with pytest.warns(bs.TruncatedStreamWarning, match="never finished"):
-        r = bs.TlcReader(tmp_path / "killed.tlc", entropy=model)
+    with pytest.warns(tlcreader.TruncatedStreamWarning, match="never finished"):
+        r = tlcreader.TlcReader(tmp_path / "killed.tlc", entropy=model)
     assert r.num_frames == 40
     np.testing.assert_array_equal(r.read_all().codes, codes[:, :40])
 
@@ -522,7 +523,7 @@ def test_cli_fit_entropy_encode_decode(tmp_path, capsys):
         ["encode", tmp_path / "x.wav", tmp_path / "x1.tlc", "--checkpoint", out, "--kbps", 3, "--no_entropy"], capsys
     )
     assert rc == 0 and err == []
-    v2, v1 = bs.read_tlc(tmp_path / "x.tlc", entropy=fitted.entropy), bs.read_tlc(tmp_path / "x1.tlc")
+    v2, v1 = tlcfile.read_tlc(tmp_path / "x.tlc", entropy=fitted.entropy), tlcfile.read_tlc(tmp_path / "x1.tlc")
     assert v2.version == 2 and v1.version == 1 and np.array_equal(v1.codes, v2.codes)
     assert (tmp_path / "x.tlc").stat().st_size < (tmp_path / "x1.tlc").stat().st_size
     for name in ("x", "x1"):

@@ -8,8 +8,9 @@ import torch
 
 import telucodec
 from telucodec import Fixes
-from telucodec.codec.envelope import EnvelopeCoder, stages_for, with_envelope
+from telucodec.codec.envelope import EnvelopeCoder, stages_for
 from telucodec.codec.model import Codec
+from telucodec.coding.inference import with_envelope
 from telucodec.config import PRESETS
 
 SR = 16000
@@ -155,8 +156,8 @@ def test_a_tlc_file_names_its_envelope_codebooks_and_a_decoder_that_reads_them_o
     import soundfile as sf
 
     from telucodec.cli.commands import main
-    from telucodec.coding.bitstream import read_tlc
     from telucodec.coding.inference import export_safetensors, without_envelope
+    from telucodec.coding.tlcfile import read_tlc
 
     torch.manual_seed(0)
     plain = Codec(PRESETS["ci"].codec, Fixes.all()).eval()

@@ -30,7 +30,7 @@ import soundfile as sf
 import torch
 
 from telucodec.cli import commands as cli
-from telucodec.coding import bitstream
+from telucodec.coding import tlcfile
 from telucodec.data.audio_io import write_audio
 from telucodec.data.folders import load_dataset
 from telucodec.errors import BadAudioWarning, DataError
@@ -313,7 +313,7 @@ def test_encode(kind, tmp_path, capsys, trained_checkpoint):
     else:
         assert rc == 0, err
         assert err == []
-        stream = bitstream.read_tlc(out_path)
+        stream = tlcfile.read_tlc(out_path)
         info_frames = sf.info(str(bad)).frames
         source_rate = sf.info(str(bad)).samplerate
         assert stream.num_samples == round(info_frames * SR / source_rate)
@@ -413,6 +413,6 @@ def test_subprocess_encode_telugu_name(subprocess_runs):
     root, results = subprocess_runs
     rc, out, err = results["encode_telugu"]
     assert rc == 0 and err == [], err
-    stream = bitstream.read_tlc(root / "తెలుగు.tlc")
+    stream = tlcfile.read_tlc(root / "తెలుగు.tlc")
     assert stream.n_q == 6 and stream.num_samples == SR  # 3 kbps = 6 codebooks; 1 s of audio
     assert "తెలుగు మాట ఒకటి.wav" in out

@@ -12,8 +12,9 @@ from telucodec.config import PRESETS, TrainConfig
 from telucodec.data.audio_io import loudness_lufs, normalise_loudness
 from telucodec.fixes import Fixes
 from telucodec.training.batches import crop_batch
-from telucodec.training.loop import fit, learning_rate
+from telucodec.training.loop import fit
 from telucodec.training.losses import Balancer, working_loss, working_terms
+from telucodec.training.optim import learning_rate
 from telucodec.training.recipes import INGREDIENTS, OPTIONAL, WORKING, recipe
 
 
@@ -293,3 +294,29 @@ def test_the_voices_recipe_is_the_working_recipe_with_its_named_changes():
     assert v.fixes == VOICES_FIXES and w.fixes == Fixes.all()
     assert not (v.fixes.codebook_loss or v.fixes.per_step_ste or v.fixes.output_scale) and v.fixes.ema_update
     assert recipe("voices", "cpu-deep", fixes=Fixes.all()).fixes == Fixes.all()  # --fixes still wins
+
+
+def test_the_balancer_never_waits_for_the_device(monkeypatch):
+    """Reading a tensor's value on the host (float(), .item(), bool(), .tolist()) is a device sync on a GPU; the
+    balancer runs every step, so it must not do it. Patched to raise here, the balanced gradient still comes out,
+    and it is the same gradient as with host reads allowed."""
+    x = torch.from_numpy(synthetic_speech(1.0, seed=4))[None, None].repeat(2, 1, 1)
+    y = (0.5 * x + 0.02 * torch.randn_like(x, generator=torch.Generator().manual_seed(0))).requires_grad_()
+    shares = {"waveform": 0.5, "stft": 0.3, "mel": 0.2}
+    reference = Balancer(shares)
+    for _ in range(3):
+        want, _ = reference.output_gradient(working_terms(y, x, 16000), y)
+
+    def sync(*args, **kwargs):
+        raise AssertionError("a host read of a tensor (device sync)")
+
+    bal = Balancer(shares)
+    with monkeypatch.context() as m:
+        for name in ("__float__", "item", "__bool__", "tolist", "__int__"):
+            m.setattr(torch.Tensor, name, sync)
+        for _ in range(3):
+            got, norms = bal.output_gradient(working_terms(y, x, 16000), y)
+    assert torch.equal(got, want)
+    assert all(isinstance(v, torch.Tensor) for v in norms.values())
+    state = bal.state_dict()  # the checkpoint reads the averages once, as plain numbers
+    assert all(type(v) is float for v in state["averages"].values())

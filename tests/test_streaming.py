@@ -22,7 +22,7 @@ import torch
 
 from telucodec.cli import commands as cli
 from telucodec.codec.model import Codec
-from telucodec.coding import bitstream, streaming
+from telucodec.coding import audio_blocks, receptive_field, streaming, tlcfile, tlcreader, tlcwriter
 from telucodec.coding.inference import PRETRAINED, CodecModel, export_safetensors, load
 from telucodec.config import preset
 from telucodec.errors import BitstreamError, TeluCodecError
@@ -67,7 +67,7 @@ def speech_like(n: int, seed: int = 0) -> np.ndarray:
 @pytest.mark.parametrize("name", ["conv", "vocos"])
 def test_measured_receptive_field_is_tight(models, name):
     model = models[name]
-    codec, ctx = model.codec, streaming.context(model)
+    codec, ctx = model.codec, receptive_field.context(model)
     assert ctx.hop_length == HOP and ctx.encoder_right > 0 and ctx.decoder_right > 0
     frames, c = 40, 20
     x = torch.from_numpy(speech_like(frames * HOP))[None, None]
@@ -93,12 +93,12 @@ def test_measured_receptive_field_is_tight(models, name):
         assert heard(c + ctx.decoder_right) and not heard(c + ctx.decoder_right + 1)
         assert heard(c - ctx.decoder_left) and not heard(c - ctx.decoder_left - 1)
     if name == "vocos":  # ConvNeXt blocks at the frame rate see further
-        assert ctx.decoder_right > streaming.context(models["conv"]).decoder_right
+        assert ctx.decoder_right > receptive_field.context(models["conv"]).decoder_right
 
 
 @pytest.mark.skipif(not PRETRAINED.exists(), reason="no shipped model")
 def test_shipped_model_delay_as_documented():
-    ctx = streaming.context(load())
+    ctx = receptive_field.context(load())
     # encoder: 612 samples (38.25 ms) of look-ahead; decoder: 6 frames measured + 1 for the envelope gains' drift
     assert (ctx.encoder_left, ctx.encoder_right, ctx.decoder_left, ctx.decoder_right) == (612, 612, 7, 7)
     assert ctx.algorithmic_delay_samples == 320 + 612 + 7 * 320  # 198.25 ms at 16 kHz
@@ -159,9 +159,9 @@ def test_too_little_context_would_be_caught(models, monkeypatch):
     model = models["conv"]
     x = speech_like(3 * SR + 123)
     codes = model.encode(x, SR, chunk_seconds=0)
-    ctx = streaming.context(model)
+    ctx = receptive_field.context(model)
     short = dataclasses.replace(ctx, decoder_left=ctx.decoder_left - 1, decoder_right=ctx.decoder_right - 1)
-    monkeypatch.setitem(streaming._CONTEXTS, model.codec, short)
+    monkeypatch.setitem(receptive_field._CONTEXTS, model.codec, short)
     y = model.decode(codes, len(x), chunk_seconds=0.5)
     assert np.abs(y - model.decode(codes, len(x), chunk_seconds=0)).max() > 1e-4
 
@@ -209,7 +209,7 @@ def test_stream_round_trip_any_push_sizes(models, name):
 @pytest.mark.parametrize("name", ["conv", "vocos"])
 def test_stated_delay_is_the_measured_delay(models, name):
     d = streaming.measure_delay(models[name], seconds=0.6, block=1)
-    ctx = streaming.context(models[name])
+    ctx = receptive_field.context(models[name])
     assert d["encoder_delay_samples"] == HOP + ctx.encoder_right == d["encoder_delay_measured_samples"]
     assert d["decoder_delay_samples"] == ctx.decoder_right * HOP == d["decoder_delay_measured_samples"]
     assert d["frames_before_end"] > 0
@@ -238,7 +238,7 @@ def test_tlc_writer_writes_packs_bytes_and_reader_reads_them(tmp_path, n_q, code
     frames = 101
     codes = rng.integers(0, codebook_size, (n_q, frames))
     path = tmp_path / "s.tlc"
-    with bitstream.TlcWriter(
+    with tlcwriter.TlcWriter(
         path, n_q=n_q, sample_rate=SR, codebook_size=codebook_size, hop_length=HOP, envelope_stages=1 if n_q > 1 else 0
     ) as w:
         at = 0
@@ -246,7 +246,7 @@ def test_tlc_writer_writes_packs_bytes_and_reader_reads_them(tmp_path, n_q, code
             w.write(codes[:, at : at + k])
             at += k
         w.finish(frames * HOP - 100)
-    want = bitstream.pack(
+    want = tlcfile.pack(
         codes,
         sample_rate=SR,
         codebook_size=codebook_size,
@@ -256,7 +256,7 @@ def test_tlc_writer_writes_packs_bytes_and_reader_reads_them(tmp_path, n_q, code
     )
     assert path.read_bytes() == want
     assert not list(tmp_path.glob("*.tmp-*"))
-    r = bitstream.TlcReader(path)
+    r = tlcreader.TlcReader(path)
     assert not r.truncated and (r.num_frames, r.num_samples, r.n_q) == (frames, frames * HOP - 100, n_q)
     for size in (1, 8, 1000):
         np.testing.assert_array_equal(np.concatenate(list(r.blocks(size)), axis=1), codes)
@@ -265,9 +265,9 @@ def test_tlc_writer_writes_packs_bytes_and_reader_reads_them(tmp_path, n_q, code
 def test_tlc_writer_refuses_what_pack_refuses_and_leaves_nothing(tmp_path):
     path = tmp_path / "x.tlc"
     with pytest.raises(BitstreamError, match="lie in"):
-        with bitstream.TlcWriter(path, n_q=2, sample_rate=SR, codebook_size=1024, hop_length=HOP) as w:
+        with tlcwriter.TlcWriter(path, n_q=2, sample_rate=SR, codebook_size=1024, hop_length=HOP) as w:
             w.write(np.array([[1, 2], [3, 1024]]))
-    w = bitstream.TlcWriter(path, n_q=2, sample_rate=SR, codebook_size=1024, hop_length=HOP)
+    w = tlcwriter.TlcWriter(path, n_q=2, sample_rate=SR, codebook_size=1024, hop_length=HOP)
     w.write(np.zeros((2, 4), np.int64))
     with pytest.raises(BitstreamError, match="do not match"):
         w.finish(10 * HOP)
@@ -275,7 +275,7 @@ def test_tlc_writer_refuses_what_pack_refuses_and_leaves_nothing(tmp_path):
 
 
 def test_tlc_reader_keeps_every_check_of_read_tlc(tmp_path):
-    data = bitstream.pack(
+    data = tlcfile.pack(
         np.arange(30).reshape(3, 10) % 1024, sample_rate=SR, codebook_size=1024, hop_length=HOP, num_samples=3200
     )
     cases = {"crc": bytearray(data), "trailing": data + b"\0", "magic": b"XXXX" + data[4:]}
@@ -283,37 +283,37 @@ def test_tlc_reader_keeps_every_check_of_read_tlc(tmp_path):
     for name, blob in cases.items():
         (tmp_path / f"{name}.tlc").write_bytes(bytes(blob))
         with pytest.raises(BitstreamError) as strict:
-            bitstream.read_tlc(tmp_path / f"{name}.tlc")
+            tlcfile.read_tlc(tmp_path / f"{name}.tlc")
         with pytest.raises(BitstreamError) as streamed:
-            bitstream.TlcReader(tmp_path / f"{name}.tlc")
+            tlcreader.TlcReader(tmp_path / f"{name}.tlc")
         assert str(streamed.value) == str(strict.value)
     for cut in (0, 10, 27, 28, 29):  # no whole frame (30 bits) arrived
         (tmp_path / "cut.tlc").write_bytes(data[:cut])
         with pytest.raises(BitstreamError, match="cut.tlc: truncated"):
-            bitstream.TlcReader(tmp_path / "cut.tlc")
+            tlcreader.TlcReader(tmp_path / "cut.tlc")
 
 
 def test_truncated_tlc_gives_the_frames_that_arrived_with_a_warning(tmp_path):
     codes = np.random.default_rng(0).integers(0, 1024, (3, 10))
-    data = bitstream.pack(codes, sample_rate=SR, codebook_size=1024, hop_length=HOP, num_samples=3100)
+    data = tlcfile.pack(codes, sample_rate=SR, codebook_size=1024, hop_length=HOP, num_samples=3100)
     for cut, frames, samples in ((len(data) - 1, 10, 3100), (len(data) - 7, 9, 9 * HOP), (28 + 4, 1, HOP)):
         path = tmp_path / "cut.tlc"
         path.write_bytes(data[:cut])
-        with pytest.warns(bitstream.TruncatedStreamWarning, match=r"cut\.tlc: truncated"):
-            r = bitstream.TlcReader(path)
+        with pytest.warns(tlcreader.TruncatedStreamWarning, match=r"cut\.tlc: truncated"):
+            r = tlcreader.TlcReader(path)
         assert r.truncated and (r.num_frames, r.num_samples) == (frames, samples)
         np.testing.assert_array_equal(r.read_all().codes, codes[:, :frames])
     # a writer that never finished (killed): its header still says UNFINISHED
-    w = bitstream.TlcWriter(tmp_path / "live.tlc", n_q=3, sample_rate=SR, codebook_size=1024, hop_length=HOP)
+    w = tlcwriter.TlcWriter(tmp_path / "live.tlc", n_q=3, sample_rate=SR, codebook_size=1024, hop_length=HOP)
     w.write(codes)
     w._f.flush()
     (tmp_path / "killed.tlc").write_bytes(w._tmp.read_bytes())
     w.abort()
-    with pytest.warns(bitstream.TruncatedStreamWarning, match="never finished"):
-        r = bitstream.TlcReader(tmp_path / "killed.tlc")
+    with pytest.warns(tlcreader.TruncatedStreamWarning, match="never finished"):
+        r = tlcreader.TlcReader(tmp_path / "killed.tlc")
     assert r.num_frames == 8  # 8 x 30 bits are whole bytes; 2 wait for more
     with pytest.raises(BitstreamError, match="truncated"):
-        bitstream.read_tlc(tmp_path / "killed.tlc")  # the strict reader stays strict
+        tlcfile.read_tlc(tmp_path / "killed.tlc")  # the strict reader stays strict
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -333,7 +333,7 @@ def envelope_checkpoint(tmp_path_factory):
 
 def test_cli_streams_and_gives_the_api_result(tmp_path, capsys, monkeypatch, envelope_checkpoint):
     monkeypatch.setattr(streaming, "DEFAULT_CHUNK_SECONDS", 0.5)  # several pieces and blocks on a short file
-    monkeypatch.setattr(streaming, "BLOCK_SECONDS", 0.3)
+    monkeypatch.setattr(audio_blocks, "BLOCK_SECONDS", 0.3)
     n = 44100 * 3 + 17
     stereo = np.stack([speech_like(n, 1), speech_like(n, 2)], 1)
     sf.write(tmp_path / "in.flac", stereo, 44100)
@@ -345,7 +345,7 @@ def test_cli_streams_and_gives_the_api_result(tmp_path, capsys, monkeypatch, env
     from telucodec.data.audio_io import read_audio
 
     wav = read_audio(tmp_path / "in.flac", SR)
-    stream = bitstream.read_tlc(tmp_path / "x.tlc")
+    stream = tlcfile.read_tlc(tmp_path / "x.tlc")
     assert stream.num_samples == wav.size and stream.envelope_stages == 2
     np.testing.assert_array_equal(stream.codes, model.encode(wav, SR, kbps=3, chunk_seconds=0))
     rc, out, err = run(["decode", tmp_path / "x.tlc", tmp_path / "y.wav", "--checkpoint", envelope_checkpoint], capsys)

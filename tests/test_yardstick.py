@@ -6,6 +6,7 @@ import pytest
 from telucodec.coding.inference import CodecModel
 from telucodec.data.audio_io import loudness_lufs
 from telucodec.evaluation import yardstick as y
+from telucodec.evaluation import yardstick_report as yr
 
 SR = 16000
 
@@ -22,7 +23,7 @@ def _speechlike(seconds=3.0, seed=0):
 
 
 def test_telucodec_bits_are_the_tlc_file_length():
-    from telucodec.coding.bitstream import pack
+    from telucodec.coding.tlcfile import pack
 
     model = CodecModel.untrained("ci")
     x = _speechlike(2.0)
@@ -105,9 +106,9 @@ def test_compare_needs_the_interval_to_exclude_zero():
     base = [{"clip": str(i), "pesq_wb": 2 + rng.normal(0, 0.3)} for i in range(30)]
     better = [{"clip": r["clip"], "pesq_wb": r["pesq_wb"] + 0.2 + rng.normal(0, 0.05)} for r in base]
     tie = [{"clip": r["clip"], "pesq_wb": r["pesq_wb"] + rng.normal(0, 0.3)} for r in base]
-    assert y.compare(better, base, ["pesq_wb"])["pesq_wb"]["verdict"] == "better"
-    assert y.compare(base, better, ["pesq_wb"])["pesq_wb"]["verdict"] == "worse"
-    assert y.compare(tie, base, ["pesq_wb"])["pesq_wb"]["verdict"] == "no measurable difference"
+    assert yr.compare(better, base, ["pesq_wb"])["pesq_wb"]["verdict"] == "better"
+    assert yr.compare(base, better, ["pesq_wb"])["pesq_wb"]["verdict"] == "worse"
+    assert yr.compare(tie, base, ["pesq_wb"])["pesq_wb"]["verdict"] == "no measurable difference"
 
 
 def test_a_run_scores_every_system_and_names_equal_bits():
@@ -118,15 +119,15 @@ def test_a_run_scores_every_system_and_names_equal_bits():
         kbps=(3.0, 6.0), opus_targets=(6.0, 8.0), visqol_levels=(), others={"TeluCodec earlier 3 kbps": (model, 3.0)}
     )
     parts = [y.run(model, clips, levels=(level,), **kw) for level in (-25.0, None)]
-    assert parts[0]["equal_bits_opus_target"] is None and "not measured in this run" in y.markdown(parts[0])
-    result = y.merge(parts)
+    assert parts[0]["equal_bits_opus_target"] is None and "not measured in this run" in yr.markdown(parts[0])
+    result = yr.merge(parts)
     assert set(result["systems"]["TeluCodec 6 kbps"]) == {"as recorded", "-25 LUFS"}
     assert set(result["systems"]["TeluCodec earlier 3 kbps"]) == {"as recorded", "-25 LUFS"}
     assert result["equal_bits_opus_target"] in (6.0, 8.0) and result["levels"] == ["-25 LUFS", "as recorded"]
     assert 5.9 < result["systems"]["TeluCodec 6 kbps"]["as recorded"]["kbps"] < 6.3
     assert 2.9 < result["systems"]["TeluCodec earlier 3 kbps"]["-25 LUFS"]["kbps"] < 3.2
-    text = y.markdown(result)
+    text = yr.markdown(result)
     assert "TeluCodec 6 kbps vs Opus 6 kbps, -25 LUFS" in text and "passband" in text
     assert "TeluCodec 6 kbps vs TeluCodec earlier 3 kbps, as recorded" in text
     with pytest.raises(ValueError, match="same clips"):
-        y.merge([parts[0], y.run(model, clips[:1], levels=(-25.0,), **kw)])
+        yr.merge([parts[0], y.run(model, clips[:1], levels=(-25.0,), **kw)])

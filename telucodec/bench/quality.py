@@ -116,8 +116,9 @@ def quality(
     the data source, machine and versions.  With `out_dir`, also writes quality.md, quality.json and
     quality.png there.
     """
-    from telucodec.coding import bitstream
+    from telucodec.coding import bitstream, tlcfile
     from telucodec.evaluation import baselines as B
+    from telucodec.evaluation.baseline_codecs import resample
 
     t_start = time.time()
     clips, source = _load_clips(data_dir, max_clips, max_seconds, quick, split, val_fraction)
@@ -160,7 +161,7 @@ def quality(
             if family == "telucodec":
                 codes = model.encode(wav, SR, kbps=kbps)  # resamples if the model runs at another rate
                 n_model = int(round(len(wav) * model.sample_rate / SR))
-                blob = bitstream.pack(
+                blob = tlcfile.pack(
                     codes,
                     sample_rate=model.sample_rate,
                     codebook_size=model.codec.config.codebook_size,
@@ -170,7 +171,7 @@ def quality(
                 )
                 est = model.decode(codes, num_samples=n_model)
                 if model.sample_rate != SR:
-                    est = B.resample(est, model.sample_rate, SR)[: len(wav)]
+                    est = resample(est, model.sample_rate, SR)[: len(wav)]
                 bits += 8 * len(blob)
                 payload_bits += 8 * (len(blob) - bitstream.OVERHEAD_BYTES)
                 notes.add(

@@ -1,204 +1,21 @@
 """Speed: encode/decode real-time factors and training-step time, TeluCodec against EnCodec's architecture in the
-same run."""
+same run.
+
+`speed()` runs the benchmark over devices and thread counts and derives the ratios and the 50x goal;
+`speed_markdown()` reports it. The models timed are in telucodec.bench.speed_models, the timing in
+telucodec.bench.speed_timing.
+"""
 
 from __future__ import annotations
 
 import os
-import statistics
 import time
-import warnings
 from pathlib import Path
 
-import numpy as np
-
-from telucodec.bench.common import _write_json, machine_info, synthetic_speech
+from telucodec.bench.common import _write_json, machine_info
+from telucodec.bench.speed_models import Runner, encodec_model, telucodec_codec
+from telucodec.bench.speed_timing import CPU_TIMES, time_inference, time_train_step
 from telucodec.errors import TeluCodecError
-
-
-# ================================================================================================ speed
-def _sync(device):
-    import torch
-
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
-
-
-_CPU_TIMES: list = []  # (wall, process CPU) of every timed call, to spot a machine that is busy elsewhere
-
-
-def _timed(fn, device, cpu_out: list | None = None) -> float:
-    """Wall-clock seconds of fn(); its process CPU seconds are appended to cpu_out (and _CPU_TIMES)."""
-    _sync(device)
-    c0, t0 = time.process_time(), time.perf_counter()
-    fn()
-    _sync(device)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    _CPU_TIMES.append((wall, cpu))
-    if cpu_out is not None:
-        cpu_out.append(cpu)
-    return wall
-
-
-def _telucodec_codec(checkpoint, preset_name):
-    """(nn.Module Codec, description). Speed depends on the architecture only, so untrained is fine."""
-    if checkpoint is not None:
-        import telucodec
-
-        model = telucodec.load(checkpoint)
-        return model.codec, f"TeluCodec from {checkpoint}"
-    import torch
-
-    from telucodec.codec.model import Codec
-    from telucodec.config import preset as _preset
-    from telucodec.fixes import Fixes
-
-    torch.manual_seed(0)
-    return Codec(_preset(preset_name).codec, Fixes.all()), f"TeluCodec '{preset_name}' architecture (random weights)"
-
-
-def _encodec_model():
-    try:
-        from encodec import EncodecModel
-    except ImportError as exc:
-        return None, f"encodec not installed ({exc}); pip install encodec to compare"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        model = EncodecModel.encodec_model_24khz(pretrained=False)
-    model.set_target_bandwidth(6.0)
-    # EnCodec runs k-means on the first training batch to initialise its codebooks: a one-off cost that a
-    # warm-up step would absorb anyway, and slow on CPU. Mark the codebooks initialised instead.
-    for layer in model.quantizer.vq.layers:
-        if hasattr(layer._codebook, "inited"):
-            layer._codebook.inited.fill_(1.0)
-    return model, (
-        "EnCodec 24 kHz architecture, random weights (pretrained=False), target 6 kbps "
-        "(8 codebooks); one-off k-means codebook init skipped"
-    )
-
-
-class _Runner:
-    """Uniform encode / decode / train-step interface over TeluCodec and EnCodec modules."""
-
-    def __init__(self, kind: str, module, n_q=None):
-        self.kind, self.module, self.n_q = kind, module, n_q
-        if kind == "telucodec":
-            self.sample_rate = module.config.sample_rate
-        else:
-            self.sample_rate = module.sample_rate
-
-    def params(self) -> int:
-        return sum(p.numel() for p in self.module.parameters())
-
-    def bitrate(self) -> float:
-        if self.kind == "telucodec":
-            return self.module.bitrate(self.n_q)
-        return self.module.bandwidth * 1000
-
-    def encode(self, wav):
-        if self.kind == "telucodec":
-            return self.module.encode_tensor(wav, self.n_q)
-        return self.module.encode(wav)
-
-    def decode(self, codes, length):
-        if self.kind == "telucodec":
-            return self.module.decode_tensor(codes, length)
-        return self.module.decode(codes)[..., :length]
-
-    def train_loss(self, wav):
-        """Generator training objective, identical for both: TeluCodec's total_loss (L1+MSE, multi-res
-        log-mel, VQ loss; all fixes on) applied to each model's own output and VQ penalty."""
-        from telucodec.fixes import Fixes
-        from telucodec.training.losses import total_loss
-
-        if self.kind == "telucodec":
-            out = self.module(wav, n_q=self.module.config.n_q)
-            est, vq = out["wav"], out["vq_loss"]
-        else:
-            m = self.module
-            emb = m.encoder(wav)
-            q = m.quantizer(emb, m.frame_rate, m.bandwidth)
-            est = m.decoder(q.quantized)[..., : wav.shape[-1]]
-            vq = q.penalty
-        return total_loss(est, wav, vq, self.sample_rate, Fixes.all())["total"]
-
-
-def _time_inference(runners: dict, seconds: float, repeats: int, device) -> dict:
-    """Encode and decode times for every model, interleaved: each repeat times model A, then model B, so
-    that a background load that comes and goes hits both alike.  One warm-up each; medians reported."""
-    import torch
-
-    state = {}
-    with torch.inference_mode():
-        for key, runner in runners.items():
-            n = int(round(seconds * runner.sample_rate))
-            wav = torch.from_numpy(synthetic_speech(seconds, runner.sample_rate, seed=7))[None, None].to(device)
-            runner.module.to(device).eval()
-            codes = runner.encode(wav)  # warm-up
-            out = runner.decode(codes, n)
-            if out.shape[-1] != n:
-                raise TeluCodecError(f"{key}: decoded {out.shape[-1]} samples for {n}")
-            state[key] = (wav, codes, n, {"encode": [], "decode": [], "encode_cpu": [], "decode_cpu": []})
-        for _ in range(repeats):
-            for key, runner in runners.items():
-                wav, codes, n, t = state[key]
-                t["encode"].append(_timed(lambda: runner.encode(wav), device, t["encode_cpu"]))
-            for key, runner in runners.items():
-                wav, codes, n, t = state[key]
-                t["decode"].append(_timed(lambda: runner.decode(codes, n), device, t["decode_cpu"]))
-    result = {}
-    for key, (_, _, _, t) in state.items():
-        t_enc, t_dec = statistics.median(t["encode"]), statistics.median(t["decode"])
-        c_enc, c_dec = statistics.median(t["encode_cpu"]), statistics.median(t["decode_cpu"])
-        result[key] = {
-            "encode_s": t_enc,
-            "decode_s": t_dec,
-            "encode_rtf": seconds / t_enc,
-            "decode_rtf": seconds / t_dec,
-            "round_trip_rtf": seconds / (t_enc + t_dec),
-            "encode_all_s": t["encode"],
-            "decode_all_s": t["decode"],
-            "encode_cpu_s": c_enc,
-            "decode_cpu_s": c_dec,
-            "round_trip_rtf_cpu_time": seconds / (c_enc + c_dec) if c_enc + c_dec > 0 else None,
-        }
-    return result
-
-
-def _time_train_step(runners: dict, batch: int, seconds: float, repeats: int, device, warmup: int = 2) -> dict:
-    """Time of one training step (forward, backward, AdamW step) per model, interleaved like inference."""
-    import torch
-
-    state = {}
-    for key, runner in runners.items():
-        wav = torch.from_numpy(
-            np.stack([synthetic_speech(seconds, runner.sample_rate, seed=20 + i) for i in range(batch)])
-        )[:, None].to(device)
-        module = runner.module.to(device).train()
-        opt = torch.optim.AdamW([p for p in module.parameters() if p.requires_grad], lr=1e-4)
-
-        def step(runner=runner, wav=wav, opt=opt):
-            opt.zero_grad(set_to_none=True)
-            loss = runner.train_loss(wav)
-            loss.backward()
-            opt.step()
-
-        for _ in range(warmup):
-            step()
-        state[key] = (step, [])
-    for _ in range(repeats):
-        for key, (step, times) in state.items():
-            times.append(_timed(step, device))
-    result = {}
-    for key, runner in runners.items():
-        runner.module.eval()
-        times = state[key][1]
-        result[key] = {
-            "train_step_s": statistics.median(times),
-            "train_step_all_s": times,
-            "batch": batch,
-            "segment_seconds": seconds,
-        }
-    return result
 
 
 def _speed_goals(rows: list, tele_keys: list, all_threads: int) -> list:
@@ -273,14 +90,14 @@ def speed(
     models = {}
     presets = [None] if checkpoint is not None else [p.strip() for p in str(preset).split(",") if p.strip()]
     for name in presets:
-        module, desc = _telucodec_codec(checkpoint, name)
+        module, desc = telucodec_codec(checkpoint, name)
         key = "telucodec" if len(presets) == 1 else f"telucodec-{name}"
-        models[key] = (_Runner("telucodec", module, n_q=module.config.n_q_for_kbps(6.0)), desc)
+        models[key] = (Runner("telucodec", module, n_q=module.config.n_q_for_kbps(6.0)), desc)
     encodec_note = None
     if include_encodec:
-        enc_module, encodec_note = _encodec_model()
+        enc_module, encodec_note = encodec_model()
         if enc_module is not None:
-            models["encodec"] = (_Runner("encodec", enc_module), encodec_note)
+            models["encodec"] = (Runner("encodec", enc_module), encodec_note)
     else:
         encodec_note = "EnCodec comparison switched off"
 
@@ -295,13 +112,13 @@ def speed(
             device = "cuda" if dev == "cuda" else "cpu"
             threads = 1 if dev == "cpu-1" else all_threads
             torch.set_num_threads(threads)
-            _CPU_TIMES.clear()
-            timings = _time_inference(runners, seconds, repeats, device)
+            CPU_TIMES.clear()
+            timings = time_inference(runners, seconds, repeats, device)
             if device == "cpu":
-                wall = sum(w for w, _ in _CPU_TIMES)
-                cpu_share[dev] = sum(c for _, c in _CPU_TIMES) / wall / threads if wall > 0 else None
+                wall = sum(w for w, _ in CPU_TIMES)
+                cpu_share[dev] = sum(c for _, c in CPU_TIMES) / wall / threads if wall > 0 else None
             if dev == train_device:
-                for key, t in _time_train_step(
+                for key, t in time_train_step(
                     runners, train_batch, train_seconds, train_repeats, device, warmup=train_warmup
                 ).items():
                     timings[key].update(t)

@@ -73,7 +73,7 @@ class CodecModel:
         Long inputs are coded `chunk_seconds` at a time (default telucodec.coding.streaming.DEFAULT_CHUNK_SECONDS), each
         piece with the model's receptive field as context on both sides: the codes are identical to coding the
         whole input at once, and memory stays bounded. chunk_seconds=0 codes it in one piece."""
-        from telucodec.coding.streaming import encode_chunked
+        from telucodec.coding.chunked import encode_chunked
 
         return encode_chunked(self, self._prepare_numpy(wav, sample_rate), self.kbps_to_n_q(kbps), chunk_seconds)
 
@@ -94,7 +94,7 @@ class CodecModel:
             or codes.min() < 0
         ):
             raise TeluCodecError("codes must be (n_q, frames) integers in [0, codebook_size)")
-        from telucodec.coding.streaming import decode_chunked
+        from telucodec.coding.chunked import decode_chunked
 
         return decode_chunked(self, codes.astype(np.int64, copy=False), num_samples, chunk_seconds)
 
@@ -116,12 +116,12 @@ class CodecModel:
     def pack(self, codes, num_samples: int, *, entropy: bool = True, block_frames: int | None = None) -> bytes:
         """Codes (n_q, frames) -> the bytes of a ``.tlc`` file: entropy-coded (version 2) when this model has an
         entropy model for that n_q and `entropy` is True, else version 1."""
-        from telucodec.coding import bitstream
+        from telucodec.coding import bitstream, tlcfile
 
         codes = codes.detach().cpu().numpy() if isinstance(codes, torch.Tensor) else np.asarray(codes)
         n_q = codes.shape[0] if codes.ndim == 2 else 0
         model = self.entropy if entropy and self.entropy is not None and self.entropy.covers(n_q) else None
-        return bitstream.pack(
+        return tlcfile.pack(
             codes,
             sample_rate=self.sample_rate,
             codebook_size=self.config.codebook_size,
@@ -135,9 +135,9 @@ class CodecModel:
     def unpack(self, data: bytes, source: str = "bitstream"):
         """The bytes of a ``.tlc`` file (version 1, or 2 entropy-coded with this model's entropy model) -> a
         telucodec.coding.bitstream.Bitstream."""
-        from telucodec.coding import bitstream
+        from telucodec.coding import tlcfile
 
-        return bitstream.unpack(data, source=source, entropy=self.entropy)
+        return tlcfile.unpack(data, source=source, entropy=self.entropy)
 
     def state(self) -> dict:
         return {"codec_config": self.config.to_dict(), "fixes": self.codec.fixes.to_dict()}

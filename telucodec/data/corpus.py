@@ -1,27 +1,24 @@
 """The embedded default corpus: Telugu speech synthesised offline with eSpeak NG.
 
-TeluCodec must train and run its tests with nothing downloaded, so when no ``--data_dir`` is
-given it makes its own speech: about a hundred everyday Telugu sentences (kept below, in
-Telugu script) spoken by eSpeak NG's Telugu voice ``te`` in several voice variants (``+m1``,
-``+f2``, ...), with pitch, pitch range, speaking rate and level varied deterministically
-from a seed. The clips are 16 kHz mono FLAC files in
-``cache_dir()/corpus/<hash of the parameters>/`` with a ``manifest.json`` listing sentence,
-voice, pitch, rate and duration per clip. They are built once and reused.
+TeluCodec must train and run its tests with nothing downloaded, so when no ``--data_dir`` is given it makes its own
+speech: about a hundred everyday Telugu sentences (in Telugu script, from telucodec.data.sentences) spoken by eSpeak
+NG's Telugu voice ``te`` in several voice variants (``+m1``, ``+f2``, ...), with pitch, pitch range, speaking rate
+and level varied deterministically from a seed. The clips are 16 kHz mono FLAC files in ``cache_dir()/corpus/<hash
+of the parameters>/`` with a ``manifest.json`` listing sentence, voice, pitch, rate and duration per clip. They are
+built once and reused.
 
-Synthetic speech is a stand-in, not a substitute: it is cleaner, more regular and less
-varied than people talking. Point ``--data_dir`` at real recordings (Common Voice Telugu,
-OpenSLR SLR66, your own) for a codec that generalises.
+Synthetic speech is a stand-in, not a substitute: it is cleaner, more regular and less varied than people talking.
+Point ``--data_dir`` at real recordings (Common Voice Telugu, OpenSLR SLR66, your own) for a codec that generalises.
 
-Licence note: eSpeak NG is GPL-3.0-or-later. TeluCodec does not include or vendor it; the
-``espeakng-loader`` package (installed separately from PyPI) ships the library and its
-data, and this module only loads it at run time through ``ctypes``, in a separate worker
-process. The generated audio is output of the program and is not covered by the GPL.
+Licence note: eSpeak NG is GPL-3.0-or-later. TeluCodec does not include or vendor it; the ``espeakng-loader``
+package (installed separately from PyPI) ships the library and its data, and this module only loads it at run time
+through ``ctypes``, in a separate worker process. The generated audio is output of the program and is not covered by
+the GPL.
 
-Determinism: eSpeak NG keeps random and phase state between utterances (breath noise,
-pitch flutter) that ``espeak_Terminate`` does not reset, so the same sentence spoken twice
-in one process can differ. Each build therefore runs in a fresh worker process that
-replays the same call sequence, with the random seeds fixed before every clip: the same
-parameters give byte-identical files (on the same machine and library versions).
+Determinism: eSpeak NG keeps random and phase state between utterances (breath noise, pitch flutter) that
+``espeak_Terminate`` does not reset, so the same sentence spoken twice in one process can differ. Each build
+therefore runs in a fresh worker process that replays the same call sequence, with the random seeds fixed before
+every clip: the same parameters give byte-identical files (on the same machine and library versions).
 """
 
 from __future__ import annotations
@@ -56,8 +53,7 @@ __all__ = [
     "main",
 ]
 
-#: Bump when the synthesis recipe changes, so old caches are not reused.
-CORPUS_VERSION = 1
+CORPUS_VERSION = 1  #: Bump when the synthesis recipe changes, so old caches are not reused.
 
 from telucodec.data.sentences import SENTENCES
 
@@ -76,9 +72,8 @@ TWO_SENTENCE_PROB = 0.35  # chance a clip holds two sentences
 
 from telucodec.data.espeak import _INSTALL_HINT, ESpeakNG, _espeak_paths, _espeak_version
 
+
 # --------------------------------------------------------------------------- the recipe
-
-
 def _uniform(seed: int, *keys) -> float:
     """A stable uniform number in [0, 1) from (seed, keys): the same on every platform and
     Python version, unlike ``random``/``numpy`` streams."""
@@ -214,8 +209,6 @@ def _write_json(path: Path, obj) -> None:
 
 
 # --------------------------------------------------------------------------- public API
-
-
 def _resampler_name() -> str:
     return "soxr" if importlib.util.find_spec("soxr") is not None else "scipy"
 
@@ -365,12 +358,11 @@ def _build_locked(
 
 
 def build_corpus(minutes: float, sample_rate: int = 16000, seed: int = 0, *, verbose: bool = False) -> list[Path]:
-    """Paths of the synthetic Telugu clips (16 kHz mono FLAC by default), at least
-    ``minutes`` of speech in all, building and caching them on first use.
+    """Paths of the synthetic Telugu clips (16 kHz mono FLAC by default), at least ``minutes`` of speech in all,
+    building and caching them on first use.
 
-    The same (minutes, sample_rate, seed) always gives the same files, byte for byte.
-    Raises ``TeluCodecError`` when eSpeak NG (``pip install espeakng-loader``) is missing or
-    synthesis fails.
+    The same (minutes, sample_rate, seed) always gives the same files, byte for byte. Raises ``TeluCodecError`` when
+    eSpeak NG (``pip install espeakng-loader``) is missing or synthesis fails.
     """
     folder = corpus_dir(minutes, sample_rate, seed, verbose=verbose)
     manifest = load_manifest(folder)

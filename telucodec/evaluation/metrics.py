@@ -50,6 +50,13 @@ def mel_distance(ref, est, sample_rate: int = 16000) -> float:
     return float(_mel_distance(torch.from_numpy(est).float()[None], torch.from_numpy(ref).float()[None], sample_rate))
 
 
+def loud_frames(level_db, top_db: float):
+    """The frames that count as speech: those whose level (dB, one value per frame; numpy or torch) lies within
+    `top_db` of the loudest frame. The one pause mask of the package: `mel_distance_active` (50 dB),
+    `band_level_error` (20 dB) and the scripts that gate pauses all use it."""
+    return level_db > level_db.max() - top_db
+
+
 def mel_distance_active(ref, est, sample_rate: int = 16000, top_db: float = 50.0) -> float:
     """`mel_distance` on the frames where the reference is within `top_db` of its loudest frame only: the same
     log10-mel L1 at the same resolutions, with the nearly silent pauses left out. A hiss of the decoder in the
@@ -64,7 +71,7 @@ def mel_distance_active(ref, est, sample_rate: int = 16000, top_db: float = 50.0
         m_ref = mel_spectrogram(r, n_fft, n_mels, sample_rate, power=1.0)[0]  # (frames, mels)
         m_est = mel_spectrogram(e, n_fft, n_mels, sample_rate, power=1.0)[0]
         energy = 10 * torch.log10((m_ref**2).sum(dim=1) + 1e-20)
-        active = energy > energy.max() - top_db
+        active = loud_frames(energy, top_db)
         log_est, log_ref = log10_floored(m_est, m_ref)  # mel_distance's floor
         total += float((log_est - log_ref).abs()[active].mean())
     return total / len(RESOLUTIONS)
@@ -159,7 +166,7 @@ def spectral_texture(
         ).numpy()
         for x in (ref, est)
     ]  # (n_mels, frames), dB
-    active = mels[0].max(0) > mels[0].max() - floor_db
+    active = loud_frames(mels[0].max(0), floor_db)  # a frame's level: its loudest band
     a, b = mels[0][:, active], mels[1][:, active]
     centre_hz = _mel_basis(n_fft, n_mels, sample_rate, "cpu").argmax(dim=0).numpy() * sample_rate / n_fft
     dt = lambda m: np.abs(np.diff(m, axis=1)).mean(axis=1)
@@ -195,7 +202,7 @@ def band_level_error(
     ref, est = _aligned(ref, est)
     p_ref, p_est = _frame_power(ref, n_fft), _frame_power(est, n_fft)
     energy = 10 * np.log10(p_ref.sum(1) + 1e-20)
-    loud = energy > energy.max() - top_db
+    loud = loud_frames(energy, top_db)
     freqs = np.fft.rfftfreq(n_fft, 1 / sample_rate)
     out = {}
     for lo, hi in bands_hz:

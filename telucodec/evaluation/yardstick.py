@@ -10,12 +10,16 @@ Four rules, each a function here so that a test can hold it:
 * **Levels.** Every clip is scored as recorded and at -35, -25 and -15 LUFS (:func:`set_level`: BS.1770 gain, then
   the full-scale limit any real recording has, applied to the reference too).
 * **Differences.** A claim needs a paired clip-level bootstrap interval that excludes zero
-  (telucodec.evaluation.scoring.paired_difference); otherwise "no measurable difference".
+  (telucodec.evaluation.scoring.paired_difference); otherwise "no measurable difference"
+  (telucodec.evaluation.yardstick_report.compare).
 
 The goal metrics are PESQ-WB, STOI, SI-SNR and DNSMOS P.835 OVRL (:func:`dnsmos_ovrl`, the ONNX model that the
 `speechmos` package ships, run offline); ViSQOL and a log-mel distance limited to 0-4 kHz (so that a narrowband
 codec is not judged on the band it drops) are reported beside them. :func:`passband_hz` measures each system's
 bandwidth, which every table names.
+
+This module runs the systems on the clips and scores them (:func:`run`); the verdicts, merging and tables of a run
+are telucodec.evaluation.yardstick_report.
 """
 
 from __future__ import annotations
@@ -56,7 +60,7 @@ def set_level(wav: np.ndarray, sample_rate: int, lufs: float | None) -> tuple[np
 # ------------------------------------------------------------------------------------------------- systems
 def telucodec_round_trip(model, wav: np.ndarray, kbps: float) -> tuple[np.ndarray, int]:
     """(decoded audio, bits spent): the codes packed as the .tlc file `encode` writes; bits = its length x 8."""
-    from telucodec.coding.bitstream import pack, unpack
+    from telucodec.coding.tlcfile import pack, unpack
 
     codes = model.encode(wav, model.sample_rate, kbps=kbps)
     codec = model.codec
@@ -82,7 +86,7 @@ def opus_round_trip(
 
     import av
 
-    from telucodec.evaluation.baselines import _decode_av, resample
+    from telucodec.evaluation.baseline_codecs import _decode_av, resample
 
     if application not in OPUS_APPLICATIONS:
         raise ValueError(f"application must be one of {OPUS_APPLICATIONS}")
@@ -246,19 +250,6 @@ def summarise(per_clip: list, keys=GOAL_METRICS + REPORTED_METRICS) -> dict:
     return out
 
 
-def compare(ours: list, theirs: list, metrics=GOAL_METRICS) -> dict:
-    """Paired clip-level bootstrap 95 % intervals of ours minus theirs (signed so that positive = ours better),
-    per metric, with a verdict word: "better", "worse" or "no measurable difference"."""
-    from telucodec.evaluation.scoring import paired_difference
-
-    out = {}
-    for k in metrics:
-        d = paired_difference(ours, theirs, k)
-        d["verdict"] = "better" if d["low"] > 0 else "worse" if d["high"] < 0 else "no measurable difference"
-        out[k] = d
-    return out
-
-
 # ------------------------------------------------------------------------------------------------- the run
 def choose_application(clips: list, sample_rate: int = 16000, targets=(6.0, 8.0)) -> dict:
     """Opus's application chosen on the *tuning* clips: the one with the higher mean PESQ-WB over `targets`.
@@ -353,74 +344,3 @@ def run(
         "levels": [level_name(v) for v in ordered],
         "others": list(others or {}),
     }
-
-
-def merge(parts: list) -> dict:
-    """One result from runs of the same clips at different levels (run() twice, in two processes, say): the
-    systems' levels side by side, the equal-bits target and passbands from the part scored as recorded."""
-    first = next((p for p in parts if "as recorded" in p["levels"]), parts[0])
-    out = {**first, "systems": {}, "levels": [], "passband_hz": dict(first["passband_hz"])}
-    for p in parts:
-        if p["clips"] != first["clips"] or p["application"] != first["application"]:
-            raise ValueError("merge() takes runs of the same clips with the same Opus application")
-        out["levels"] += [v for v in p["levels"] if v not in out["levels"]]
-        for system, by_level in p["systems"].items():
-            out["systems"].setdefault(system, {}).update(by_level)
-        out["others"] = list(dict.fromkeys(out.get("others", []) + p.get("others", [])))
-    return out
-
-
-def verdicts(result: dict, ours: str = "TeluCodec 6 kbps") -> dict:
-    """Our system against Opus 6 kbps and Opus at equal bits, at every level both were scored at."""
-    eq = f"Opus {(result['equal_bits_opus_target'] or 8.0):g} kbps"
-    out = {}
-    for other in dict.fromkeys(("Opus 6 kbps", eq, *result.get("others", ()))):
-        for level, entry in result["systems"][ours].items():
-            theirs = result["systems"].get(other, {}).get(level)
-            if theirs is not None:
-                out[f"{ours} vs {other}, {level}"] = compare(entry["per_clip"], theirs["per_clip"])
-    return out
-
-
-def markdown(result: dict) -> str:
-    """The tables of a run: one per level (bits spent, passband, causal, every metric), then the verdicts."""
-    causal = {"TeluCodec": "no (a look-ahead: telucodec.coding.streaming)", "Opus": "yes (26.5 ms algorithmic delay)"}
-    eq = result["equal_bits_opus_target"]
-    equal = (
-        f"Opus {eq:g} kbps (the lowest target spending at least 95 %)"
-        if eq is not None
-        else "not measured in this run (it is set as recorded; Opus 8 kbps is scored)"
-    )
-    lines = [
-        f"{result['clips']} clips; Opus application {result['application']}; equal bits to TeluCodec 6 kbps: {equal}",
-        "",
-    ]
-    cols = GOAL_METRICS + REPORTED_METRICS
-    for level in result["levels"]:
-        lines += [
-            f"**{level}**",
-            "",
-            "| system | kbit/s spent | passband | causal | " + " | ".join(cols) + " |",
-            "|---|---:|---:|---|" + "---:|" * len(cols),
-        ]
-        for system, by_level in result["systems"].items():
-            if level not in by_level:
-                continue
-            e = by_level[level]
-            band = result["passband_hz"].get(system)
-            vals = " | ".join(
-                "" if k not in e["mean"] else f"{e['mean'][k]:.3f}" if k == "stoi" else f"{e['mean'][k]:.2f}"
-                for k in cols
-            )
-            lines.append(
-                f"| {system} | {e['kbps']:.2f} | {band / 1000:.2f} kHz | {causal.get(system.split()[0], causal['TeluCodec'])} | "
-                f"{vals} |"
-                if band
-                else f"| {system} | {e['kbps']:.2f} | | | {vals} |"
-            )
-        lines.append("")
-    lines += ["Paired clip-level bootstrap, 95 % (positive: TeluCodec better; mel distance: lower is better):", ""]
-    for name, comp in verdicts(result).items():
-        parts = [f"{k} {d['mean']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] {d['verdict']}" for k, d in comp.items()]
-        lines.append(f"- {name}: " + "; ".join(parts))
-    return "\n".join(lines) + "\n"

@@ -89,7 +89,8 @@ def _configuration(recipe_name: str, preset: str, run: str):
 def run_one(args) -> int:
     """One training run (a child process): train, evaluate, write result.json, curves and samples."""
     from telucodec.training.batches import eval_crops
-    from telucodec.training.loop import evaluate, fit
+    from telucodec.training.loop import fit
+    from telucodec.training.validation import evaluate
 
     p = get_preset(args.preset)
     # the same clips for every configuration: the split and the evaluation never depend on the recipe

@@ -199,7 +199,8 @@ class Balancer:
         self.counts = {k: 0 for k in shares}
 
     def output_gradient(self, terms: dict, output: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """The balanced gradient for `output` and the measured per-term gradient norms (before balancing).
+        """The balanced gradient for `output` and the measured per-term gradient norms (before balancing, as
+        0-d tensors on the output's device: nothing here waits for the device).
         A term absent from `terms` (an adversarial term before its start step) is left out and the others'
         shares are renormalised; each term's moving average counts only the steps it was present."""
         present = [k for k in self.shares if k in terms]
@@ -210,7 +211,9 @@ class Balancer:
         grads = {k: torch.autograd.grad(terms[k], output, retain_graph=True)[0] for k in present}
         norms, averages, combined = {}, {}, torch.zeros_like(output)
         for k, g in grads.items():
-            norm = float(g.reshape(g.shape[0], -1).norm(dim=1).mean())
+            # a float64 tensor on the output's device, not a Python float: no device sync per term per step, and
+            # the same double-precision arithmetic as Python floats, so runs are unchanged to the last bit
+            norm = g.detach().reshape(g.shape[0], -1).norm(dim=1).mean().double()
             norms[k] = norm
             self.counts[k] += 1
             self.averages[k] = self.beta * self.averages[k] + (1 - self.beta) * norm
@@ -244,7 +247,7 @@ class Balancer:
     def state_dict(self) -> dict:
         return {
             "shares": dict(self.shares),
-            "averages": dict(self.averages),
+            "averages": {k: float(v) for k, v in self.averages.items()},  # read once per checkpoint
             "counts": dict(self.counts),
             "beta": self.beta,
         }
