@@ -1,4 +1,4 @@
-"""`python -m telucodec {train,encode,decode,demo,bench,experiments}`. User errors print one line and exit 2."""
+"""`python -m telucodec {train,encode,decode,fit-envelope,fit-entropy,demo,bench,experiments}`. User errors print one line and exit 2."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ a pattern across metrics is stronger. A configuration run with one seed is measu
 the reference's seed range by at least the range's own width (a single new seed falls outside the range of three
 others half the time by chance alone); its verdict says "(one seed)".
 Otherwise the verdict is "no measurable effect", however large the difference of the means looks. With three
-seeds that is a strict test; it is the one the book's verdicts use.
+seeds each this is the rule the book's verdicts use, one time in ten wrong for a change that did nothing.
 """
 
 from __future__ import annotations

@@ -22,6 +22,12 @@ def _aligned(ref, est):
     return ref[:n], est[:n]
 
 
+def rms_dbfs(x) -> float:
+    """The level of a signal in dB full scale: its RMS (in float64) in dB re 1.0, with a 1e-12 floor (-240 dB for
+    silence). A full-scale sine is -3 dBFS."""
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(np.asarray(x), dtype=np.float64))) + 1e-12))
+
+
 def snr(ref, est) -> float:
     """Signal-to-noise ratio in dB: 10 log10(sum ref^2 / sum (ref - est)^2). 0 dB for a silent output."""
     ref, est = _aligned(ref, est)

@@ -1,0 +1,29 @@
+"""The book says each thing once: no paragraph of prose is stored twice, in one chapter or across chapters."""
+
+import json
+import re
+from collections import defaultdict
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def paragraphs():
+    """(where, paragraph) for every paragraph of 200 characters or more of the notebooks' markdown and book/*.md."""
+    for nb_path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb_path.read_text())["cells"]):
+            if cell["cell_type"] == "markdown":
+                for p in re.split(r"\n\s*\n", "".join(cell["source"])):
+                    yield f"{nb_path.stem} cell {i}", " ".join(p.split())
+    for md in sorted((ROOT / "book").glob("*.md")):
+        for p in re.split(r"\n\s*\n", md.read_text()):
+            yield md.name, " ".join(p.split())
+
+
+def test_no_paragraph_is_stored_twice():
+    where = defaultdict(list)
+    for place, p in paragraphs():
+        if len(p) >= 200:
+            where[p].append(place)
+    copies = {p[:80]: places for p, places in where.items() if len(places) > 1}
+    assert not copies
