@@ -157,3 +157,42 @@ def test_metrics_jsonl_is_written(clips, tmp_path):
     steps = [l["step"] for l in lines if "step" in l]
     assert steps == [2, 4]
     assert any("epoch_summary" in l for l in lines)
+
+
+@pytest.mark.parametrize("recipe, per_step", [("working", 3), ("story", 6)])
+def test_the_training_loop_reads_the_device_three_times_a_step(clips, recipe, per_step, monkeypatch):
+    """Reading a tensor on the host waits for the device (a sync on a GPU). The loop reads it three times a step:
+    whether the loss is finite and whether the gradient norm is (both decide to skip the step, as GradScaler's own
+    check does), and the step's record, all of it in one transfer. Before, each logged number was its own read
+    (17 a step). The story's loss adds three: it lists the terms its clamps cut (fix 5's evidence, kept as the
+    book shows it). Not counted: the quantizer's dead-code reseeding reads how many codes are dead in each stage
+    (as audiocraft's does), and torch's own optimizer reads its step counters, which live on the CPU."""
+    import sys
+
+    from telucodec.training import loop
+    from telucodec.training.recipes import recipe as get_recipe
+
+    reads, inside = [], [False]
+    for name in ("__float__", "__bool__", "__int__", "__index__", "item", "tolist"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **k):
+            caller = sys._getframe(1).f_code.co_filename
+            if inside[0] and caller.endswith(("training/loop.py", "training/losses.py", "training/optim.py")):
+                reads.append((_name, sys._getframe(1).f_lineno))
+            return _original(self, *a, **k)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    step = loop._Run.train_step
+
+    def counted_step(self, *a, **k):
+        inside[0] = True
+        try:
+            return step(self, *a, **k)
+        finally:
+            inside[0] = False
+
+    monkeypatch.setattr(loop._Run, "train_step", counted_step)
+    r = get_recipe(recipe, "ci")
+    fit("ci", r.fixes, clips, codec_config=r.codec, train_config=r.train, steps=3, print_epochs=False)
+    assert len(reads) == 3 * per_step, reads

@@ -247,7 +247,7 @@ class _Run:
             scaler.scale(loss).backward()
         scaler.unscale_(optimizer)
         enc_norm = grad_norm(self.encoder_params)
-        z_grad = float(out["z"].grad.float().norm()) if out["z"].grad is not None else 0.0
+        z_grad = out["z"].grad.float().norm() if out["z"].grad is not None else torch.zeros(())
         total_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tcfg.max_grad_norm)
         if not math.isfinite(float(total_norm)) and amp != torch.float16:
             return self._skip(f"gradient norm is {float(total_norm)} at step {step}", vq_backup)
@@ -262,27 +262,29 @@ class _Run:
                 * (tcfg.disc_learning_rate or tcfg.learning_rate)
                 / tcfg.learning_rate
             )
-        record = {
-            "loss": float(loss.detach()),
-            "recon": float(losses["recon"]),
-            "perceptual": float(losses["perceptual"]),
-            "vq": float(losses["vq"]),
-            "clamped": losses["clamped"],
-            "n_q": int(out["n_q"]),
-            "grad_norm": float(total_norm),
-            "grad_norm_encoder": enc_norm,
-            "grad_norm_z": z_grad,
-            "lr": optimizer.param_groups[0]["lr"],
-            "output_scale": _scale(model),
-            "output_peak": float(out["wav"].detach().abs().max()),
-            "input_peak": float(x.abs().max()),
-        }
+        # The step's record, read from the device in one transfer (float() on each value would wait for the
+        # device once per value): every value is a 0-d tensor until then, and the same number after.
+        values = {"loss": loss.detach(), "recon": losses["recon"], "perceptual": losses["perceptual"]}
+        values.update(vq=losses["vq"], grad_norm=total_norm, grad_norm_encoder=enc_norm, grad_norm_z=z_grad)
+        scale = model.decoder.output_scale
+        if scale is not None:
+            values["output_scale"] = scale.detach()
+        values.update(output_peak=out["wav"].detach().abs().max(), input_peak=x.abs().max())
         if tcfg.loss == "working":
-            record.update({k: float(losses[k]) for k in ("waveform", "stft", "mel")})
+            values.update({k: losses[k] for k in ("waveform", "stft", "mel")})
         if envelope is not None:
-            record["envelope"] = float(envelope.detach())
+            values["envelope"] = envelope.detach()
         if adv is not None:
-            record.update({k: float(v.detach()) for k, v in adv.items()}, grad_norm_discriminator=d_norm)
+            values.update({k: v.detach() for k, v in adv.items()})
+        read = dict(zip(values, _host_values(values.values())))
+        record = {k: read[k] for k in ("loss", "recon", "perceptual", "vq")}
+        record.update(clamped=losses["clamped"], n_q=int(out["n_q"]), grad_norm=read["grad_norm"])
+        record.update(grad_norm_encoder=read["grad_norm_encoder"], grad_norm_z=read["grad_norm_z"])
+        record.update(lr=optimizer.param_groups[0]["lr"], output_scale=read.get("output_scale"))
+        record.update(output_peak=read["output_peak"], input_peak=read["input_peak"])
+        record.update({k: v for k, v in read.items() if k not in record})
+        if adv is not None:
+            record["grad_norm_discriminator"] = d_norm
         return record
 
     def _skip(self, what: str, vq_backup):
@@ -353,6 +355,16 @@ class _Run:
 def _scale(model) -> float | None:
     s = model.decoder.output_scale
     return float(s.detach()) if s is not None else None
+
+
+def _host_values(tensors) -> list:
+    """0-d tensors (or numbers) as Python floats, in one device-to-host transfer: each value is cast to float64
+    on its device (exact for float32, bfloat16 and float16), stacked, and read once."""
+    tensors = [t if isinstance(t, torch.Tensor) else torch.tensor(float(t), dtype=torch.float64) for t in tensors]
+    if not tensors:
+        return []
+    device = tensors[0].device
+    return torch.stack([t.detach().reshape(()).to(device, torch.float64) for t in tensors]).tolist()
 
 
 def _nonfinite(what: str, cfg: TrainConfig, run_dir, result: RunResult):

@@ -28,10 +28,10 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
     return torch.optim.AdamW(params, lr=cfg.learning_rate, betas=tuple(cfg.adam_betas), weight_decay=cfg.weight_decay)
 
 
-def grad_norm(params) -> float:
-    """The norm of all the gradients of `params` together (0 when none has one)."""
+def grad_norm(params) -> torch.Tensor:
+    """The norm of all the gradients of `params` together, a 0-d tensor on their device (0 when none has one)."""
     grads = [p.grad.detach().float().norm() for p in params if p.grad is not None]
-    return float(torch.stack(grads).norm()) if grads else 0.0
+    return torch.stack(grads).norm() if grads else torch.zeros(())
 
 
 def amp_dtype(amp: str):
