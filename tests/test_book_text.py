@@ -27,3 +27,33 @@ def test_no_paragraph_is_stored_twice():
             where[p].append(place)
     copies = {p[:80]: places for p, places in where.items() if len(places) > 1}
     assert not copies
+
+
+def test_no_notebook_redefines_a_package_function_under_its_name():
+    """A notebook that defines `robust_range_ratio` itself shows the reader a different measure under the name the
+    package's tables use. Notebook code defines only names the package does not export."""
+    import ast
+    import importlib
+    import pkgutil
+
+    import telucodec
+
+    names = set()
+    for m in pkgutil.walk_packages(telucodec.__path__, "telucodec."):
+        if not m.name.endswith("__main__"):
+            module = importlib.import_module(m.name)
+            names |= {
+                n
+                for n, v in vars(module).items()
+                if not n.startswith("_") and callable(v) and getattr(v, "__module__", "").startswith("telucodec")
+            }
+    shadows = []
+    for nb_path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        for i, cell in enumerate(json.loads(nb_path.read_text())["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            code = "\n".join(l for l in "".join(cell["source"]).splitlines() if not l.lstrip().startswith(("%", "!")))
+            for node in ast.walk(ast.parse(code)):
+                if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
+                    shadows.append(f"{nb_path.stem} cell {i}: {node.name}")
+    assert not shadows
