@@ -179,7 +179,8 @@ def main(folder):
                     f"- Envelope codebooks: fitted after training by `{env['command']}` on the codec's training "
                     f"split ({env['vectors'] // 3} frames of 20 ms, each at 3 loudness levels), k-means per stage, {env['fit_seconds']:.0f} s on one thread "
                     f"({env.get('machine', 'the same kind of machine')}); the codec's weights are not changed. "
-                    "The 60-minute limit is read as the codec's training run (above); this fit adds under a minute. "
+                    "The project's one-hour budget for training on a CPU applies to the codec's training run (above); "
+                    "this fit adds under a minute. "
                     "That the 1-4 kHz envelope is what the codec loses, and how many of its stages to give it, was "
                     f"measured on the same {TUNING_CLIPS} tuning clips (`results/cpu/envelope_oracle/`)."
                 ]
