@@ -29,6 +29,28 @@ def test_no_paragraph_is_stored_twice():
     assert not copies
 
 
+def test_no_line_of_prose_is_stored_twice():
+    """Catches repeats inside one paragraph too (an exercise pasted eight times in a row): every line of prose of
+    80 characters or more, outside code blocks and tables, appears once in the whole book."""
+    where = defaultdict(list)
+    texts = [
+        (f"{p.stem} cell {i}", "".join(c["source"]))
+        for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
+        for i, c in enumerate(json.loads(p.read_text())["cells"])
+        if c["cell_type"] == "markdown"
+    ]
+    texts += [(md.name, md.read_text()) for md in sorted((ROOT / "book").glob("*.md"))]
+    for place, text in texts:
+        fenced = False
+        for line in text.splitlines():
+            if line.lstrip().startswith(("```", "~~~")):
+                fenced = not fenced
+            elif not fenced and len(line.strip()) >= 80 and not line.lstrip().startswith("|"):
+                where[line.strip()].append(place)
+    copies = {line[:80]: places for line, places in where.items() if len(places) > 1}
+    assert not copies
+
+
 def test_no_notebook_redefines_a_package_function_under_its_name():
     """A notebook that defines `robust_range_ratio` itself shows the reader a different measure under the name the
     package's tables use. Notebook code defines only names the package does not export."""
