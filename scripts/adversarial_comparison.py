@@ -1,7 +1,7 @@
 """Adversarial fine-tune against reconstruction only, on the same held-out clips, side by side in one run.
 
     python scripts/adversarial_comparison.py --data_dir <telugu-cv-dev> --out results/adversarial \
-        shipped=results/pretrained/telucodec.safetensors \
+        shipped=results/one-speaker/telucodec.safetensors \
         reconstruction=CHECKPOINT_DIR/reconstruction adversarial=CHECKPOINT_DIR/adversarial
 
 Scores each codec at 3 and 6 kbps, and Opus 6 and 8 kbps, on the held-out files of --data_dir (the split the runs

@@ -43,6 +43,6 @@ for run in ${CURVES:-reconstruction adversarial overpowered}; do
   python scripts/quality_curve.py "$RUNS/$run" --data_dir "$DEV" --out "$OUT/curve_$run" > "$OUT/curve_$run.log" 2>&1
 done &
 python scripts/adversarial_comparison.py --data_dir "$DEV" --out "$OUT" \
-  shipped=results/pretrained/telucodec.safetensors reconstruction="$OUT/reconstruction.safetensors" \
+  shipped=results/one-speaker/telucodec.safetensors reconstruction="$OUT/reconstruction.safetensors" \
   adversarial="$OUT/adversarial.safetensors" overpowered="$RUNS/overpowered" > "$OUT/comparison.log" 2>&1
 wait

@@ -26,9 +26,9 @@ def main(data_dir: str):
 
     p = preset("cpu")
     clips = list(load_dataset(data_dir, spec_for(p.codec, replace(p.train, val_fraction=0.25)), "val"))[:10]
-    from telucodec.coding.inference import without_envelope
+    from telucodec.coding.inference import ONE_SPEAKER, without_envelope
 
-    codec = without_envelope(load()).codec.eval()  # the codec as trained, without the envelope codebooks
+    codec = without_envelope(load(ONE_SPEAKER)).codec.eval()  # the codec as trained, without the envelope codebooks
     xs, bypassed, quantized = [], [], []
     with torch.no_grad():
         for c in clips:

@@ -1,6 +1,6 @@
 """Envelope codebooks on a trained codec, scored beside Opus (issue 12, session 8).
 
-    python scripts/envelope_codebooks.py --model results/pretrained/telucodec.safetensors --data_dir <telugu-cv-dev> \
+    python scripts/envelope_codebooks.py --model results/one-speaker/telucodec.safetensors --data_dir <telugu-cv-dev> \
         --save <scratch>/with_envelope.safetensors --out results/cpu/envelope_oracle/codebooks.json
 
 Fits the envelope codebooks (`telucodec.coding.inference.with_envelope`, the split measured in session 8: 3 of 12 codebooks

@@ -1,6 +1,6 @@
 """Where a trained codec loses its quality: oracle swaps between its output and the input (chapter 15).
 
-    python scripts/envelope_oracle.py --model results/pretrained/telucodec.safetensors \
+    python scripts/envelope_oracle.py --model results/one-speaker/telucodec.safetensors \
         --data_dir <telugu-cv-dev> --out results/cpu/envelope_oracle/shipped.json
 
 On the first 10 held-out real clips of the shipped model's split (first 6 s; the model card's tuning clips), the

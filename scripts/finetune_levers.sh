@@ -12,7 +12,7 @@ mkdir -p "$WORK" "$OUT"
 train() {  # name, recipe, extra arguments
   local name=$1 rec=$2; shift 2
   OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 TQDM_DISABLE=1 python -m telucodec train --recipe "$rec" --preset cpu \
-    --init_from results/pretrained/telucodec.safetensors --extra_data_dir "$DATA" --val_fraction 0.25 \
+    --init_from results/one-speaker/telucodec.safetensors --extra_data_dir "$DATA" --val_fraction 0.25 \
     --steps 1500 --learning_rate 3e-4 --checkpoint_every 100 --keep_every 500 \
     --checkpoint_dir "$WORK/runs" --experiment_name "$name" --resume "$@" > "$WORK/$name.log" 2>&1
 }
@@ -21,7 +21,7 @@ train lowband working --with low_band_waveform & train lowband_rf working --with
 train adv adversarial --disc_warmup_steps 100 & train adv_lowband adversarial --disc_warmup_steps 100 --with low_band_waveform & wait
 models=()
 for r in control preemph lowband lowband_rf adv adv_lowband; do models+=("$r=$WORK/runs/$r"); done
-python scripts/score_checkpoints.py --pauses --opus --models "${models[@]}" shipped=results/pretrained/telucodec.safetensors \
+python scripts/score_checkpoints.py --pauses --opus --models "${models[@]}" shipped=results/one-speaker/telucodec.safetensors \
   --data_dir "$DATA" --out "$OUT/comparison.json"
 for r in control preemph lowband lowband_rf adv adv_lowband; do
   grep -h "^done:" "$WORK/$r.log" | sed "s/^/$r: /"
@@ -32,7 +32,7 @@ from pathlib import Path
 import telucodec
 from telucodec.data.audio_io import read_audio, write_audio
 from telucodec.paths import RESULTS_DIR
-listening = RESULTS_DIR / "pretrained" / "listening"
+listening = RESULTS_DIR / "one-speaker" / "listening"
 clip = json.loads((listening / "samples.json").read_text())["clips"][0]
 x = read_audio(listening / clip["files"]["original"], 16000)[:3 * 16000]
 out = RESULTS_DIR / "cpu" / "finetune_levers"

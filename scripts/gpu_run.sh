@@ -4,8 +4,9 @@
 #   2. trains the nine-run ablation (Fixes.none(), Fixes.all(), each fix left out alone) concurrently,
 #      full preset, bf16 autocast, same data/seed/steps; measures bf16 vs fp32 step time, steps/s,
 #      audio seconds per second and peak GPU memory; evaluates every run on a held-out split;
-#   3. writes results/gpu/ (ablation.json, curves PNG, FLAC/WAV samples) and the pretrained checkpoint
-#      results/pretrained/telucodec.safetensors (the Fixes.all() run).
+#   3. writes results/gpu/ (ablation.json, curves PNG, FLAC/WAV samples, and telucodec.safetensors: the
+#      Fixes.all() run's weights). It does not replace the shipped model (results/pretrained/): a model ships
+#      only after the yardstick has scored it on the tune list (results/yardstick/README.md).
 # Usage:  bash scripts/gpu_run.sh [STEPS]          (default 3000)
 #         DRY_RUN=1 bash scripts/gpu_run.sh        (the same code path on CPU, tiny: test it first)
 # Real speech: put a copy of a Telugu speech folder in data/telugu-cv-dev (git-ignored) to add it.
@@ -27,5 +28,3 @@ fi
 mkdir -p "$OUT"
 python -m pytest -q -p no:cacheprovider tests/test_cuda.py 2>&1 | tail -5 | tee "$OUT/cuda-tests.txt" || true
 timeout 500 python -m telucodec experiments --out "$OUT" --steps "$STEPS" "${EXTRA[@]}" --data_note "$NOTE"
-mkdir -p results/pretrained
-cp "$OUT/telucodec.safetensors" results/pretrained/telucodec.safetensors

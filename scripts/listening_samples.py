@@ -4,7 +4,7 @@ the shipped model at 1.5, 3 and 6 kbps (and at 6 kbps without its envelope codeb
 codec as trained) and by Opus, AMR-NB and Codec2, written as 16-bit FLAC with a JSON of
 every file's scores (telucodec.evaluation.scoring.score, ViSQOL included).
 
-    python scripts/listening_samples.py --data_dir ../shared/data/telugu-cv-dev --out results/pretrained/listening
+    python scripts/listening_samples.py --data_dir ../shared/data/telugu-cv-dev --out results/one-speaker/listening
 """
 
 from __future__ import annotations
@@ -22,18 +22,18 @@ SYSTEMS = ("codec2-3200", "amrnb-4.75", "opus-6", "opus-8")
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data_dir", required=True)
-    ap.add_argument("--out", default="results/pretrained/listening")
+    ap.add_argument("--out", default="results/one-speaker/listening")
     ap.add_argument("--clips", type=int, default=2)
     ap.add_argument("--seconds", type=float, default=4.0)
     args = ap.parse_args(argv)
     from telucodec.cli.shipped import data_spec
-    from telucodec.coding.inference import load, without_envelope
+    from telucodec.coding.inference import ONE_SPEAKER, load, without_envelope
     from telucodec.data.audio_io import write_audio
     from telucodec.data.folders import load_dataset
     from telucodec.evaluation import baselines as B
     from telucodec.evaluation.scoring import score
 
-    model = load()
+    model = load(ONE_SPEAKER)
     plain = without_envelope(model)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

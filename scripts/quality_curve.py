@@ -1,6 +1,6 @@
 """Validation quality against training minutes, from the weights snapshots a run kept (--keep_every).
 
-    python scripts/quality_curve.py CHECKPOINT_DIR/shipped --data_dir <telugu-cv-dev> --out results/pretrained
+    python scripts/quality_curve.py CHECKPOINT_DIR/shipped --data_dir <telugu-cv-dev> --out results/one-speaker
 
 Scores every snapshot at 6 kbps on the held-out files of --data_dir (the split the run was trained with,
 --val_fraction) with SI-SNR, mel distance, PESQ-WB and STOI (first --seconds of each clip), and writes
@@ -32,7 +32,7 @@ def main(argv=None):
     ap.add_argument("--val_fraction", type=float, default=0.25)
     ap.add_argument("--clips", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=6.0)
-    ap.add_argument("--out", default="results/pretrained")
+    ap.add_argument("--out", default="results/one-speaker")
     args = ap.parse_args(argv)
     if args.append:
         return append(*args.append, out=Path(args.out), base_step=args.base_step, base_minutes=args.base_minutes)

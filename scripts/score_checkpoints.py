@@ -9,7 +9,7 @@ Two ways to name the checkpoints, one scoring path:
 
     # named models on the real clips, with the pause checks (writes the .json named by --out)
     python scripts/score_checkpoints.py --models relative_floor=<run folder> \
-        shipped=results/pretrained/telucodec.safetensors --pauses --opus \
+        shipped=results/one-speaker/telucodec.safetensors --pauses --opus \
         --data_dir <telugu-cv-dev> --out results/cpu/relative_floor6000/comparison.json
 
 Every checkpoint gets SI-SNR, SNR, mel distance, PESQ-WB, STOI, `mel_distance_active` (the mel distance without

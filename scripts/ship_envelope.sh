@@ -7,7 +7,7 @@
 # training record and gains an "envelope" entry; the quality curve is the codec's (the envelope is fitted once,
 # after training). telucodec.coding.inference.without_envelope(telucodec.load()) is the codec without them.
 set -euo pipefail
-DEV=${1:?folder of real speech the codec trained on}; OUT=results/pretrained; CODEC=${2:-$OUT/telucodec.safetensors}
+DEV=${1:?folder of real speech the codec trained on}; OUT=results/one-speaker; CODEC=${2:-$OUT/telucodec.safetensors}
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 SRC=$(mktemp --suffix .safetensors); cp "$CODEC" "$SRC"      # the output may be the input
 python -m telucodec fit-envelope "$OUT/telucodec.safetensors" --checkpoint "$SRC" --data_dir "$DEV" \
@@ -34,5 +34,5 @@ python -m telucodec bench quality --checkpoint "$CK" --split val --val_fraction 
     --max_seconds 6 --out "$OUT/quality_corpus" > "$OUT/quality_corpus.log" 2>&1
 wait
 python -m telucodec bench speed --checkpoint "$CK" --devices cpu-1,cpu-all --out "$OUT/speed" > "$OUT/speed.log" 2>&1
-python scripts/model_card.py "$OUT"
+python scripts/model_card_one_speaker.py "$OUT"
 python scripts/listening_samples.py --data_dir "$DEV" --out "$OUT/listening"

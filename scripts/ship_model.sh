@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Export a finished run as the shipped model and measure it (what results/pretrained/ holds).
+# Export a finished run as the shipped model and measure it (what results/one-speaker/ holds).
 #   bash scripts/ship_model.sh CHECKPOINT_DIR/shipped <telugu-cv-dev folder> [wall minutes of the run]
 # A fine-tune of the shipped model (notebook 14, --init_from) is shipped with SHIP_FINETUNE=1 (and SHIP_COMMAND, its
 # command): the training record then has both phases, and the quality curve continues the base run's.
@@ -8,9 +8,9 @@
 set -euo pipefail
 RUN=${1:?run folder}; DEV=${2:?folder of real speech the run trained on}; WALL=${3:-}
 export SHIP_FINETUNE=${SHIP_FINETUNE:-0}
-OUT=results/pretrained
+OUT=results/one-speaker
 if [ "$SHIP_FINETUNE" = 1 ]; then cp "$OUT/training.json" /tmp/telucodec_base_training.json; fi
-OUT=results/pretrained
+OUT=results/one-speaker
 mkdir -p "$OUT"
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 python - "$RUN" "$OUT" "$WALL" <<'PY'
@@ -86,4 +86,4 @@ wait
 if [ "$SHIP_FINETUNE" != 1 ]; then       # a fine-tune has the same architecture, so the same speed
   python -m telucodec bench speed --checkpoint "$CK" --devices cpu-1,cpu-all --out "$OUT/speed" > "$OUT/speed.log" 2>&1
 fi
-python scripts/model_card.py "$OUT"
+python scripts/model_card_one_speaker.py "$OUT"

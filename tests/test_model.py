@@ -92,6 +92,53 @@ def test_safetensors_export_round_trip(tmp_path):
     assert np.array_equal(model.encode(x, 16000), again.encode(x, 16000))
 
 
+def test_compact_export_halves_the_file_and_loads_float32_weights_that_decode_alike(tmp_path):
+    from telucodec.coding.inference import export_safetensors, load
+
+    model = telucodec.CodecModel.untrained("ci", seed=3)
+    export_safetensors(model, tmp_path / "full.safetensors")
+    export_safetensors(model, tmp_path / "compact.safetensors", compact=True)
+    full, compact = (tmp_path / "full.safetensors").stat().st_size, (tmp_path / "compact.safetensors").stat().st_size
+    assert compact < 0.5 * full
+    again = load(tmp_path / "compact.safetensors")
+    assert again.metadata["stored_as"] == "compact"
+    for k, v in model.codec.state_dict().items():
+        got = again.codec.state_dict()[k]
+        assert got.dtype == v.dtype  # float32 in memory
+        if k.endswith(("ema_count", "ema_sum")):  # not stored: restarted from the codebook, as k-means leaves them
+            stage = k.rsplit(".", 1)[0]
+            cb = again.codec.state_dict()[stage + ".codebook"]
+            assert torch.equal(got, cb if k.endswith("ema_sum") else torch.ones_like(got))
+        elif v.is_floating_point():
+            assert torch.equal(got, v.half().to(v.dtype))
+        else:
+            assert torch.equal(got, v)
+    x = np.random.default_rng(0).standard_normal(8000).astype(np.float32) * 0.1
+    y_full, y_compact = model.decode(model.encode(x, 16000), len(x)), again.decode(again.encode(x, 16000), len(x))
+    assert np.abs(y_full - y_compact).max() < 0.05 * np.abs(y_full).max() + 1e-6
+    model.codec.decoder.body[0].weight.data[0] = 1e6  # out of float16's range: refused, not stored as inf
+    with pytest.raises(ValueError, match="do not fit float16"):
+        export_safetensors(model, tmp_path / "bad.safetensors", compact=True)
+
+
+def test_a_checkpoint_missing_a_weight_is_refused(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from telucodec.coding.inference import export_safetensors, load
+
+    export_safetensors(telucodec.CodecModel.untrained("ci", seed=3), tmp_path / "m.safetensors")
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "m.safetensors"), "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(tmp_path / "m.safetensors")
+    del tensors[next(k for k in tensors if k.endswith(".codebook"))]
+    meta.pop("telucodec_sha256", None)
+    save_file(tensors, tmp_path / "bad.safetensors", meta)
+    with pytest.raises(telucodec.CheckpointError, match="not a TeluCodec checkpoint"):
+        load(tmp_path / "bad.safetensors")
+
+
 def test_load_without_shipped_checkpoint_is_a_clear_error(monkeypatch, tmp_path):
     import telucodec.coding.inference as inf
 

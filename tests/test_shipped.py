@@ -18,10 +18,24 @@ REPO = Path(__file__).resolve().parent.parent
 def test_load_without_a_path_gives_the_shipped_model_and_it_is_small():
     model = telucodec.load()
     assert Path(model.source) == PRETRAINED
-    assert PRETRAINED.stat().st_size < 10 * 2**20
+    folder = sum(f.stat().st_size for f in PRETRAINED.parent.rglob("*") if f.is_file())
+    assert folder <= 10_000_000  # the whole results/pretrained/, model card and benchmarks included
     assert model.config.bitrate(3) == 1500 and model.config.bitrate(12) == 6000
     card = (PRETRAINED.parent / "MODEL_CARD.md").read_text()
-    assert "Opus" in card and "Command" in card
+    assert "Opus" in card and "Command" in card and "never heard" in card
+
+
+def test_the_shipped_model_writes_entropy_coded_files_that_spend_under_the_nominal_rate():
+    from telucodec.cli.demo import demo_clip
+
+    model = telucodec.load()
+    assert model.entropy is not None and all(model.entropy.covers(n) for n in (3, 6, 12))
+    _, x = demo_clip()
+    for kbps in (1.5, 3.0, 6.0):
+        codes = model.encode(x, 16000, kbps=kbps)
+        coded, fixed = model.pack(codes, len(x)), model.pack(codes, len(x), entropy=False)
+        assert model.unpack(coded).version == 2 and len(coded) < 0.9 * len(fixed)
+        np.testing.assert_array_equal(model.unpack(coded).codes, codes)  # lossless: the same codes come back
 
 
 @pytest.fixture(scope="module")

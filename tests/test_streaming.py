@@ -23,7 +23,7 @@ import torch
 from telucodec.cli import commands as cli
 from telucodec.codec.model import Codec
 from telucodec.coding import audio_blocks, receptive_field, streaming, tlcfile, tlcreader, tlcwriter
-from telucodec.coding.inference import PRETRAINED, CodecModel, export_safetensors, load
+from telucodec.coding.inference import ONE_SPEAKER, PRETRAINED, CodecModel, export_safetensors, load
 from telucodec.config import preset
 from telucodec.errors import BitstreamError, TeluCodecError
 from telucodec.fixes import Fixes
@@ -96,12 +96,23 @@ def test_measured_receptive_field_is_tight(models, name):
         assert ctx.decoder_right > receptive_field.context(models["conv"]).decoder_right
 
 
-@pytest.mark.skipif(not PRETRAINED.exists(), reason="no shipped model")
-def test_shipped_model_delay_as_documented():
-    ctx = receptive_field.context(load())
+@pytest.mark.skipif(not ONE_SPEAKER.exists(), reason="no first shipped model")
+def test_first_shipped_model_delay_as_its_layers_give_it():
+    ctx = receptive_field.context(load(ONE_SPEAKER))
     # encoder: 612 samples (38.25 ms) of look-ahead; decoder: 6 frames measured + 1 for the envelope gains' drift
     assert (ctx.encoder_left, ctx.encoder_right, ctx.decoder_left, ctx.decoder_right) == (612, 612, 7, 7)
     assert ctx.algorithmic_delay_samples == 320 + 612 + 7 * 320  # 198.25 ms at 16 kHz
+
+
+@pytest.mark.skipif(not PRETRAINED.exists(), reason="no shipped model")
+def test_shipped_model_delay_is_the_one_the_book_prints():
+    import re
+    from pathlib import Path
+
+    ctx = receptive_field.context(load())
+    page = (Path(__file__).resolve().parent.parent / "book" / "using_the_package.md").read_text()
+    samples, ms = re.search(r"algorithmic delay: (\d+) samples at 16 kHz, (\d+) ms", page).groups()
+    assert ctx.algorithmic_delay_samples == int(samples) and round(int(samples) / 16) == int(ms)
 
 
 # ------------------------------------------------------------------------------- chunked == whole

@@ -37,6 +37,26 @@ def test_telucodec_bits_are_the_tlc_file_length():
     assert est.shape == x.shape
 
 
+def test_an_entropy_coded_model_is_counted_by_its_version_2_file_and_decodes_the_same():
+    from telucodec.coding import entropy_fit
+
+    model = CodecModel.untrained("ci")
+    x = _speechlike(2.0)
+    est_fixed, bits_fixed = y.telucodec_round_trip(model, x, 6.0)
+    model.entropy = entropy_fit.fit_on_clips(model, [_speechlike(3.0), x])
+    est, bits = y.telucodec_round_trip(model, x, 6.0)
+    codes = model.encode(x, SR, kbps=6.0)
+    assert bits == 8 * len(model.pack(codes, len(x))) and model.unpack(model.pack(codes, len(x))).version == 2
+    assert bits < bits_fixed == y.fixed_length_bits(model, x, 6.0)  # the same codes, fewer bits
+    np.testing.assert_array_equal(est, est_fixed)  # entropy coding is lossless: the same audio
+    result = y.run(
+        model, [("a", x), ("b", _speechlike(2.0, seed=1))], levels=(None,), kbps=(6.0,), opus_targets=(6.0, 8.0)
+    )
+    entry = result["systems"]["TeluCodec 6 kbps"]["as recorded"]
+    assert entry["kbps"] < entry["kbps_fixed"]
+    assert "without entropy coding" in yr.markdown(result)
+
+
 def test_opus_bits_are_its_packets_and_vbr_spends_under_target():
     x = _speechlike(4.0)
     est, bits = y.opus_round_trip(x, SR, 8.0, "audio")

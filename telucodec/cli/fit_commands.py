@@ -33,6 +33,12 @@ def add_fit_envelope_parser(sub):
         "never see its validation files (the shipped model's 0.25; train's default is 0.1)",
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="an inference export: half-precision weights, no training-only statistics, about half the file "
+        "(telucodec.coding.inference.export_safetensors); a compact checkpoint stays compact",
+    )
     return p
 
 
@@ -80,8 +86,9 @@ def cmd_fit_envelope(args):
         raise UsageError(str(exc)) from None
     report["fit_seconds"] = round(time.perf_counter() - t0, 1)
     # keep what the codec's own export recorded (recipe, command, steps); its config and checksum are rewritten
-    carried = {k: v for k, v in loaded.metadata.items() if k not in ("telucodec_sha256", "envelope_fit")}
-    export_safetensors(enveloped, args.output, {**carried, "envelope_fit": json.dumps(report)})
+    carried = {k: v for k, v in loaded.metadata.items() if k not in ("telucodec_sha256", "envelope_fit", "stored_as")}
+    compact = args.compact or loaded.metadata.get("stored_as") == "compact"
+    export_safetensors(enveloped, args.output, {**carried, "envelope_fit": json.dumps(report)}, compact=compact)
     print(
         f"{model.source} + envelope codebooks fitted on {len(clips)} clips ({report['vectors']} envelope vectors: every 20 ms frame at 3 loudness levels) in "
         f"{report['fit_seconds']:.0f} s -> {args.output}"
@@ -121,6 +128,12 @@ def add_fit_entropy_parser(sub):
         default=16,
         help="context classes of the previous stage's code (1: one prior per stage; default 16, which measured better)",
     )
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="an inference export: half-precision weights, no training-only statistics, about half the file "
+        "(telucodec.coding.inference.export_safetensors); a compact checkpoint stays compact",
+    )
     return p
 
 
@@ -143,8 +156,9 @@ def cmd_fit_entropy(args):
         raise UsageError(str(exc)) from None
     model.entropy.report["clips"] = len(clips)
     model.entropy.report["fit_seconds"] = round(time.perf_counter() - t0, 1)
-    carried = {k: v for k, v in model.metadata.items() if k not in ("telucodec_sha256", META_KEY)}
-    export_safetensors(model, args.output, carried)
+    carried = {k: v for k, v in model.metadata.items() if k not in ("telucodec_sha256", META_KEY, "stored_as")}
+    compact = args.compact or model.metadata.get("stored_as") == "compact"
+    export_safetensors(model, args.output, carried, compact=compact)
     bits = ", ".join(f"{b:.2f} at n_q={n}" for n, b in model.entropy.report["fit_bits_per_code"].items())
     print(
         f"{model.source} + entropy model {model.entropy.hex_id} ({args.contexts} contexts) fitted on {len(clips)} "

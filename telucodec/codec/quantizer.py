@@ -70,6 +70,13 @@ class VectorQuantizer(nn.Module):
         self.initialised.fill_(True)
 
     @torch.no_grad()
+    def restart_ema(self):
+        """Statistics that start from the codebook as it is (each code counted once, as after k-means): for a
+        codebook loaded from an inference export, which leaves the training-only EMA statistics out."""
+        self.ema_sum.copy_(self.codebook.data)
+        self.ema_count.fill_(1.0)
+
+    @torch.no_grad()
     def ema_update(self, x: torch.Tensor, codes: torch.Tensor):
         """Move each used code towards the mean of the vectors assigned to it (decay gamma); re-seed dead codes."""
         x = x.detach().float()

@@ -15,7 +15,8 @@ from telucodec.errors import CheckpointError, TeluCodecError
 from telucodec.fixes import Fixes
 from telucodec.paths import RESULTS_DIR
 
-PRETRAINED = RESULTS_DIR / "pretrained" / "telucodec.safetensors"
+PRETRAINED = RESULTS_DIR / "pretrained" / "telucodec.safetensors"  # the codec shipped now: telucodec.load()
+ONE_SPEAKER = RESULTS_DIR / "one-speaker" / "telucodec.safetensors"  # the first shipped codec (chapters 14-16 study it)
 
 
 class CodecModel:
@@ -172,7 +173,12 @@ def load(path=None, device: str = "cpu") -> CodecModel:
         state = ckpt.load_checkpoint(path)
     try:
         codec = Codec(CodecConfig.from_dict(state["codec_config"]), Fixes.from_dict(state["fixes"]))
-        codec.load_state_dict(state["model"])
+        missing, unexpected = codec.load_state_dict(state["model"], strict=False)
+        if unexpected or any(not k.endswith(TRAINING_ONLY) for k in missing):
+            raise ValueError("weights missing or left over")
+        for i, stage in enumerate(codec.quantizer.stages):  # an inference export stores no EMA statistics
+            if f"quantizer.stages.{i}.ema_sum" in missing:
+                stage.restart_ema()
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a TeluCodec checkpoint ({type(exc).__name__})") from None
     model = CodecModel(codec, device, source=str(path))
@@ -192,9 +198,16 @@ def load(path=None, device: str = "cpu") -> CodecModel:
     return model
 
 
-def export_safetensors(model: CodecModel | Codec, path, extra: dict | None = None):
+TRAINING_ONLY = ("ema_count", "ema_sum")  # quantizer statistics that only training reads
+
+
+def export_safetensors(model: CodecModel | Codec, path, extra: dict | None = None, compact: bool = False):
     """Write the weights and config as a .safetensors file (for shipping a pretrained model), with the model's
-    entropy model (telucodec.coding.entropy) if it has one; an "entropy_model" key in `extra` without one is dropped."""
+    entropy model (telucodec.coding.entropy) if it has one; an "entropy_model" key in `extra` without one is dropped.
+    `compact`: an inference export, about half the file. The codec's floating-point weights are stored in half
+    precision (`load` gives them back as float32, rounded to float16's 11 significant bits) and the quantizer's
+    training-only EMA statistics are left out (`load` restarts them from the codebooks, as k-means does: a
+    fine-tune from it starts there). The entropy model's integer tables are stored exactly."""
     import json
 
     from telucodec.coding.entropy import META_KEY
@@ -204,6 +217,13 @@ def export_safetensors(model: CodecModel | Codec, path, extra: dict | None = Non
     meta = {"codec_config": json.dumps(codec.config.to_dict()), "fixes": json.dumps(codec.fixes.to_dict())}
     meta.update({k: str(v) for k, v in (extra or {}).items() if k != META_KEY})
     tensors = {k: v.detach().cpu().contiguous() for k, v in codec.state_dict().items()}
+    if compact:
+        tensors = {k: v for k, v in tensors.items() if not k.endswith(TRAINING_ONLY)}
+        too_large = [k for k, v in tensors.items() if v.is_floating_point() and v.abs().max() > 60000]
+        if too_large:
+            raise ValueError(f"these weights do not fit float16: {', '.join(too_large)}")
+        tensors = {k: v.half() if v.is_floating_point() else v for k, v in tensors.items()}
+        meta["stored_as"] = "compact"
     if entropy is not None:
         tensors.update(entropy.tensors())
         meta[META_KEY] = entropy.metadata()

@@ -58,23 +58,19 @@ def set_level(wav: np.ndarray, sample_rate: int, lufs: float | None) -> tuple[np
 
 
 # ------------------------------------------------------------------------------------------------- systems
-def telucodec_round_trip(model, wav: np.ndarray, kbps: float) -> tuple[np.ndarray, int]:
-    """(decoded audio, bits spent): the codes packed as the .tlc file `encode` writes; bits = its length x 8."""
-    from telucodec.coding.tlcfile import pack, unpack
-
+def telucodec_round_trip(model, wav: np.ndarray, kbps: float, entropy: bool = True) -> tuple[np.ndarray, int]:
+    """(decoded audio, bits spent): the codes packed as the .tlc file `encode` writes (entropy-coded, version 2,
+    when the model carries an entropy model and `entropy` is True; else version 1); bits = its length x 8."""
     codes = model.encode(wav, model.sample_rate, kbps=kbps)
-    codec = model.codec
-    data = pack(
-        codes,
-        sample_rate=model.sample_rate,
-        codebook_size=model.config.codebook_size,
-        hop_length=model.config.hop_length,
-        num_samples=len(wav),
-        envelope_stages=codec.envelope_stages(codes.shape[0]),
-    )
-    stream = unpack(data)
+    data = model.pack(codes, len(wav), entropy=entropy)
+    stream = model.unpack(data)
     out = model.decode(stream.codes, stream.num_samples)
     return out.astype(np.float32), 8 * len(data)
+
+
+def fixed_length_bits(model, wav: np.ndarray, kbps: float) -> int:
+    """The bits of the same codes without entropy coding (version 1: every code in log2(codebook size) bits)."""
+    return 8 * len(model.pack(model.encode(wav, model.sample_rate, kbps=kbps), len(wav), entropy=False))
 
 
 def opus_round_trip(
@@ -290,10 +286,12 @@ def run(
     systems: dict = {}
     decoded_as_recorded: dict = {}
 
-    def add(system, level, name, ref, est, bits):
+    def add(system, level, name, ref, est, bits, bits_fixed=None):
         entry = systems.setdefault(system, {}).setdefault(
             level_name(level), {"bits": 0, "seconds": 0.0, "per_clip": []}
         )
+        if bits_fixed is not None:
+            entry["bits_fixed"] = entry.get("bits_fixed", 0) + bits_fixed
         row = {"clip": name, **score_clip(ref, est, sr, visqol=level in visqol_levels)}
         entry["per_clip"].append(row)
         entry["bits"] += bits
@@ -312,7 +310,8 @@ def run(
             ref, _ = set_level(clip, sr, level)
             for k in rates:
                 est, bits = telucodec_round_trip(model, ref, k)
-                add(f"TeluCodec {k:g} kbps", level, name, ref, est, bits)
+                fixed = fixed_length_bits(model, ref, k) if model.entropy is not None else bits
+                add(f"TeluCodec {k:g} kbps", level, name, ref, est, bits, fixed)
             for system, (other, k) in (others or {}).items():
                 est, bits = telucodec_round_trip(other, ref, k)
                 add(system, level, name, ref, est, bits)
@@ -333,6 +332,8 @@ def run(
     for system, by_level in systems.items():
         for entry in by_level.values():
             entry["kbps"] = entry["bits"] / entry["seconds"] / 1000
+            if "bits_fixed" in entry:
+                entry["kbps_fixed"] = entry["bits_fixed"] / entry["seconds"] / 1000
             entry["mean"] = summarise(entry["per_clip"])
     passband = {s: passband_hz(*decoded_as_recorded[s], sr) for s in decoded_as_recorded}
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from telucodec.evaluation.yardstick import GOAL_METRICS, REPORTED_METRICS
 
-__all__ = ["compare", "merge", "verdicts", "markdown"]
+__all__ = ["compare", "merge", "verdicts", "markdown", "equal_bits_without_entropy_coding"]
 
 
 def compare(ours: list, theirs: list, metrics=GOAL_METRICS) -> dict:
@@ -40,11 +40,30 @@ def merge(parts: list) -> dict:
     return out
 
 
+def equal_bits_without_entropy_coding(result: dict, ours: str = "TeluCodec 6 kbps") -> str | None:
+    """The Opus system at equal bits to our files *without* entropy coding (version 1), when ours are entropy-coded
+    and that target differs: the comparison a reader of nominal rates would make."""
+    from telucodec.evaluation.yardstick import equal_bits_target
+
+    entry = result["systems"].get(ours, {}).get("as recorded")
+    if not entry or "kbps_fixed" not in entry:
+        return None
+    spent = {
+        float(s.split()[1]): by_level["as recorded"]["kbps"]
+        for s, by_level in result["systems"].items()
+        if s.startswith("Opus ") and "as recorded" in by_level
+    }
+    target = equal_bits_target(entry["kbps_fixed"], spent)
+    return None if target == result["equal_bits_opus_target"] else f"Opus {target:g} kbps"
+
+
 def verdicts(result: dict, ours: str = "TeluCodec 6 kbps") -> dict:
-    """Our system against Opus 6 kbps and Opus at equal bits, at every level both were scored at."""
+    """Our system against Opus 6 kbps and Opus at equal bits (and, for entropy-coded files, at equal bits
+    without entropy coding), at every level both were scored at."""
     eq = f"Opus {(result['equal_bits_opus_target'] or 8.0):g} kbps"
+    fixed = equal_bits_without_entropy_coding(result, ours)
     out = {}
-    for other in dict.fromkeys(("Opus 6 kbps", eq, *result.get("others", ()))):
+    for other in dict.fromkeys(("Opus 6 kbps", eq, *([fixed] if fixed else []), *result.get("others", ()))):
         for level, entry in result["systems"][ours].items():
             theirs = result["systems"].get(other, {}).get(level)
             if theirs is not None:
@@ -61,10 +80,24 @@ def markdown(result: dict) -> str:
         if eq is not None
         else "not measured in this run (it is set as recorded; Opus 8 kbps is scored)"
     )
+    fixed = equal_bits_without_entropy_coding(result)
+    if fixed:
+        equal += f"; without entropy coding it would be {fixed}, which is compared too"
     lines = [
         f"{result['clips']} clips; Opus application {result['application']}; equal bits to TeluCodec 6 kbps: {equal}",
         "",
     ]
+    entropy_coded = any(
+        e.get("kbps_fixed", e["kbps"]) != e["kbps"]
+        for by_level in result["systems"].values()
+        for e in by_level.values()
+    )
+    if entropy_coded:
+        lines += [
+            "TeluCodec's files are entropy-coded (.tlc version 2); in brackets, the same codes' bits without entropy "
+            "coding (version 1).",
+            "",
+        ]
     cols = GOAL_METRICS + REPORTED_METRICS
     for level in result["levels"]:
         lines += [
@@ -78,15 +111,18 @@ def markdown(result: dict) -> str:
                 continue
             e = by_level[level]
             band = result["passband_hz"].get(system)
+            spent = f"{e['kbps']:.2f}" + (
+                f" ({e['kbps_fixed']:.2f})" if e.get("kbps_fixed", e["kbps"]) != e["kbps"] else ""
+            )
             vals = " | ".join(
                 "" if k not in e["mean"] else f"{e['mean'][k]:.3f}" if k == "stoi" else f"{e['mean'][k]:.2f}"
                 for k in cols
             )
             lines.append(
-                f"| {system} | {e['kbps']:.2f} | {band / 1000:.2f} kHz | {causal.get(system.split()[0], causal['TeluCodec'])} | "
+                f"| {system} | {spent} | {band / 1000:.2f} kHz | {causal.get(system.split()[0], causal['TeluCodec'])} | "
                 f"{vals} |"
                 if band
-                else f"| {system} | {e['kbps']:.2f} | | | {vals} |"
+                else f"| {system} | {spent} | | | {vals} |"
             )
         lines.append("")
     lines += ["Paired clip-level bootstrap, 95 % (positive: TeluCodec better; mel distance: lower is better):", ""]
