@@ -50,13 +50,14 @@ def main(argv=None) -> int:
         systems["one-speaker-6"] = y.telucodec_round_trip(first, x, 6.0)
         for t in (6.0, 8.0):
             systems[f"opus-{t:g}"] = y.opus_round_trip(x, 16000, t, "audio")
-        clip = {"name": name, "file": u.file, "language": u.language, "licence": u.licence, "systems": {}}
+        clip = {"name": name, "file": u.file, "language": u.language, "licence": u.licence, "seconds": len(x) / 16000}
+        clip["systems"] = {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             for key, (est, bits) in systems.items():
                 write_audio(out / f"{name}_{key}.flac", est, 16000)
                 scores = {} if key == "original" else y.score_clip(x, est, 16000)
-                clip["systems"][key] = {"kbps_spent": bits / args.seconds / 1000, **scores}
+                clip["systems"][key] = {"kbps_spent": bits / (len(x) / 16000) / 1000, **scores}
         record["clips"].append(clip)
         print(name, {k: round(v.get("pesq_wb", 0), 2) for k, v in clip["systems"].items()})
     (out / "samples.json").write_text(json.dumps(record, indent=1) + "\n")

@@ -108,9 +108,7 @@ def unseen_voices(folder: Path) -> list:
     """The yardstick's table on the test list's unseen speakers (results/yardstick/one-speaker-test.json), first."""
     from telucodec.evaluation import yardstick_report
 
-    path = next(
-        (folder / n for n in ("one-speaker-test.json",) if (folder / n).exists()), None
-    )
+    path = next((folder / n for n in ("one-speaker-test.json",) if (folder / n).exists()), None)
     if path is None:
         return []
     result = json.loads(path.read_text())

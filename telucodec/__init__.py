@@ -16,7 +16,7 @@ check this map against the folders and the contracts):
       cli.fit_commands       `telucodec fit-envelope` and `fit-entropy` on a trained codec
       cli.usage              UsageError: an option that cannot work (one line, exit 2)
       cli.demo               `telucodec demo`: the shipped model beside Opus, AMR-NB and Codec2 on a held-out clip
-      cli.shipped            the shipped model's data split and the command that trained it
+      cli.shipped            the first shipped codec's data split and the command that trained it
       book.profiles          the notebooks' profile (ci or full) and seeded set-up; nothing imports book
       book.runs              the notebooks' cached training runs, keyed by what a run executes; chain()
       book.listings          show_source: the package's own source in a notebook

@@ -119,3 +119,35 @@ def test_the_committed_lists_hold_unseen_speakers():
     assert len({(u.corpus, u.speaker) for u in test}) >= 40
     check_disjoint(*[[u for u in lists if u.list == w] for w in ("train", "tune", "test")])
     assert not any(u.corpus == "telugu-cv-dev" for u in test)
+
+
+def test_a_list_run_trains_on_train_validates_on_tune_and_adds_the_corpus_only_when_asked(tmp_path, monkeypatch):
+    import argparse
+
+    from telucodec.cli import train_command
+    from telucodec.cli.commands import main
+    from telucodec.config import preset
+    from telucodec.data import folders
+
+    monkeypatch.setenv("TELUCODEC_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+    for name in ("a1", "a2", "b1", "t1"):
+        sf.write(tmp_path / f"{name}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    from dataclasses import replace
+
+    utts = [
+        replace(Utterance("c", f"{n}.wav", n[0]), list=which)
+        for n, which in zip(("a1", "a2", "b1", "t1"), ("train", "train", "train", "tune"))
+    ]
+    write_list(tmp_path / "l.tsv", utts)
+    corpus = [np.zeros(16000, np.float32)] * 5  # stands in for the embedded corpus's training split
+    monkeypatch.setattr(folders, "load_dataset", lambda root, spec, split: corpus if root is None else [])
+    p = preset("ci")
+    args = argparse.Namespace(data_list=str(tmp_path / "l.tsv"), data_root=str(tmp_path), with_corpus=False,
+                              extra_data_dir=None, recipe_codec=p.codec, recipe_train=p.train)  # fmt: skip
+    train, val = train_command._listed_clips(args, 16000)
+    assert (len(train), len(val)) == (3, 1)
+    args.with_corpus = True
+    train, val = train_command._listed_clips(args, 16000)
+    assert (len(train), len(val)) == (3 + len(corpus), 1)
+    assert main(["train", "--with_corpus", "--steps", "1"]) == 2  # without a list: a one-line usage error

@@ -1,13 +1,15 @@
-"""The shipped model: how it was trained, on which data, and the split it is judged on.
+"""The first shipped codec (one speaker): how it was trained, on which data, and the split it is judged on.
 
-The model under results/pretrained/ was trained with the working recipe (telucodec.training.recipes) on the embedded
-eSpeak NG corpus (12 minutes) plus a folder of real Telugu speech, both split by file with
+The book's chapters use this split: the embedded corpus's held-out sentences. The codec shipped now
+(results/pretrained/) trained on a speaker list instead (its model card); the first one, kept under
+results/one-speaker/ (telucodec.coding.inference.ONE_SPEAKER), was trained with the working recipe
+(telucodec.training.recipes) on the embedded eSpeak NG corpus (12 minutes) plus a folder of real Telugu speech, both split by file with
 SHIPPED_VAL_FRACTION of the files held out, in two phases: 4800 steps, then 1500 more from those weights with a
 fresh optimizer (the reconstruction-only control of notebook 16, which beat its adversarial twin). 59 minutes of
 training on one CPU thread in all. Envelope codebooks (telucodec.codec.envelope) were then fitted on the same training
 split in under a minute (SHIPPED_ENVELOPE_COMMAND); they change no weight of the codec, and
-telucodec.coding.inference.without_envelope(telucodec.load()) is the codec as trained. Its quality is always measured on
-held-out files only.
+telucodec.coding.inference.without_envelope(telucodec.load(ONE_SPEAKER)) is the codec as trained. Its quality is
+always measured on held-out files only.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ SHIPPED_COMMAND = (
     "--checkpoint_dir checkpoints --experiment_name shipped --resume"
 )  # phase 1 (phase 2: notebook 16)
 SHIPPED_ENVELOPE_COMMAND = (
-    "python -m telucodec fit-envelope results/pretrained/telucodec.safetensors "
+    "python -m telucodec fit-envelope results/one-speaker/telucodec.safetensors "
     "--data_dir <telugu-cv-dev> --val_fraction 0.25"
 )  # scripts/ship_envelope.sh
 

@@ -63,6 +63,11 @@ def add_train_parser(sub):
         "'train' clips, validate on its 'tune' speakers (paths relative to --data_root)",
     )
     p.add_argument("--data_root", default=None, help="the folder the --data_list paths are relative to")
+    p.add_argument(
+        "--with_corpus",
+        action="store_true",
+        help="with --data_list: add the embedded eSpeak NG corpus's training split to the train list's clips",
+    )
     p.add_argument("--val_fraction", type=float, help="fraction of files held out for validation")
     p.add_argument("--keep_every", type=int, help="keep a weights snapshot every N steps (quality curves)")
     p.add_argument("--batch_size", type=int)
@@ -94,6 +99,10 @@ def _listed_clips(args, sample_rate: int):
             seen.add((u.corpus, u.speaker))
             tune.append(u)
     val = [w for _, w in load_list(tune, args.data_root, sample_rate)] if tune else train[:8]
+    if args.with_corpus:
+        from telucodec.data.folders import load_dataset, spec_for
+
+        train += list(load_dataset(None, spec_for(args.recipe_codec, args.recipe_train), "train"))
     if args.extra_data_dir:
         from telucodec.data.folders import load_dataset, spec_for
 
@@ -188,6 +197,10 @@ def cmd_train(args):
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UsageError("--device cuda was asked for but no CUDA GPU is available")
     clips = None
+    if args.with_corpus and not args.data_list:
+        raise UsageError(
+            "--with_corpus adds the embedded corpus to a --data_list run (without --data_list it is the default)"
+        )
     if args.data_list:
         args.recipe_codec, args.recipe_train = r.codec, tcfg
         clips = _listed_clips(args, r.codec.sample_rate)
