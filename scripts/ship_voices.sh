@@ -22,7 +22,7 @@ python -m telucodec fit-envelope "$TMP/envelope.safetensors" --compact --no_corp
 python -m telucodec fit-entropy "$OUT/telucodec.safetensors" --no_corpus --checkpoint "$TMP/envelope.safetensors" \
     --data_list results/speakers/lists.tsv --data_root "$ROOT" | tee "$OUT/fit_entropy.log"
 python scripts/voices_record.py "$OUT"
-python -m telucodec bench speed --checkpoint "$OUT/telucodec.safetensors" --devices cpu-1 --out "$OUT/speed" \
+python -m telucodec bench speed --checkpoint "$OUT/telucodec.safetensors" --devices cpu-1,cpu-all --out "$OUT/speed" \
     | tee "$OUT/speed.log"
 python scripts/model_card.py "$OUT"
 rm -rf "$TMP"
