@@ -12,6 +12,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from model_card import speed_lines  # noqa: E402  (the speed section both cards share)
 
 GOALS = [  # (TeluCodec system, baseline, what the issue asks)
     ("telucodec-6", "opus-8", "goal: 6 kbps better than Opus 8 kbps on all four"),
@@ -243,19 +245,7 @@ def main(folder):
         ]
         L += [""]
     if speed:
-        L += [
-            "## Speed",
-            "",
-            f"`python -m telucodec bench speed` ({speed['audio_seconds']:g} s of audio, median of "
-            f"{speed['repeats']} runs; machine {speed['machine']['cpu']}), EnCodec's architecture timed in the same run:",
-            "",
-            "| model | device | encode × real time | decode × real time | encode+decode × real time |",
-            "|---|---|---:|---:|---:|",
-        ]
-        L += [
-            f"| {r['model']} | {r['device']} | {r['encode_rtf']:.1f} | {r['decode_rtf']:.1f} | {r['round_trip_rtf']:.1f} |"
-            for r in speed["rows"]
-        ]
+        L += speed_lines(speed)
         L += (
             [""]
             + [

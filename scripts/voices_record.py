@@ -3,8 +3,9 @@
     python scripts/voices_record.py results/pretrained
 
 The run's steps, training and CPU seconds come from the weights' own metadata (written by the training loop), the
-envelope and entropy fits from theirs, the data from results/speakers/lists.tsv (the train list); nothing is typed
-by hand except the commands, which are the ones results/voices/README.md and scripts/ship_voices.sh ran.
+envelope and entropy fits from theirs, the data from results/speakers/lists.tsv (the train list). Typed by hand:
+the commands (the ones results/voices/README.md and scripts/ship_voices.sh ran) and the machine and thread counts,
+which the run's checkpoints do not record (its logs in results/voices/long/ and the notes of its sessions do).
 """
 
 import csv

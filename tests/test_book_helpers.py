@@ -11,3 +11,22 @@ def test_show_source_refuses_a_listing_that_matches_nothing(capsys):
         show_source(ResidualVQ.forward, contains="this text is in no line of the function")
     show_source(ResidualVQ.forward, contains="per_step_ste", context=1)  # a line that exists is shown
     assert "per_step_ste" in capsys.readouterr().out
+
+
+def test_a_committed_file_is_embedded_as_its_own_bytes(tmp_path):
+    import base64
+
+    import numpy as np
+    import pytest
+    import soundfile as sf
+
+    from telucodec.book import audio_html, file_html
+
+    x = (0.1 * np.sin(np.arange(16000) / 5)).astype(np.float32)
+    sf.write(tmp_path / "a.flac", x, 16000)
+    page = file_html(tmp_path / "a.flac")
+    assert page.startswith('<audio controls preload="none" src="data:audio/flac;base64,')
+    assert base64.b64decode(page.split("base64,")[1].split('"')[0]) == (tmp_path / "a.flac").read_bytes()
+    assert len(page) < 0.8 * len(audio_html(x))  # smaller than the WAV the array player embeds
+    with pytest.raises(ValueError, match="not an audio file"):
+        file_html(tmp_path / "a.txt")

@@ -14,7 +14,7 @@ The notebooks use the helpers as `tb.<name>` (`import telucodec.book as tb`); ea
 """
 
 from telucodec.book.listings import show_source
-from telucodec.book.players import audio_html, listen
+from telucodec.book.players import audio_html, file_html, listen, listen_files
 from telucodec.book.plots import MAX_PANELS_PER_ROW, plot_runs, spectrograms, waveforms
 from telucodec.book.profiles import PROFILES, Profile, current_profile_name, setup
 from telucodec.book.runs import _clips_hash as _clips_hash
@@ -45,8 +45,10 @@ __all__ = [
     "committed",
     "corpus_clips",
     "current_profile_name",
+    "file_html",
     "gpu_results",
     "listen",
+    "listen_files",
     "longer_runs",
     "plot_runs",
     "reconstruct",

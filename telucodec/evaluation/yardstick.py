@@ -58,19 +58,18 @@ def set_level(wav: np.ndarray, sample_rate: int, lufs: float | None) -> tuple[np
 
 
 # ------------------------------------------------------------------------------------------------- systems
-def telucodec_round_trip(model, wav: np.ndarray, kbps: float, entropy: bool = True) -> tuple[np.ndarray, int]:
+def telucodec_round_trip(model, wav: np.ndarray, kbps: float, entropy: bool = True, fixed_bits: bool = False):
     """(decoded audio, bits spent): the codes packed as the .tlc file `encode` writes (entropy-coded, version 2,
-    when the model carries an entropy model and `entropy` is True; else version 1); bits = its length x 8."""
+    when the model carries an entropy model and `entropy` is True; else version 1); bits = its length x 8.
+    `fixed_bits`: also return the bits of the same codes without entropy coding (version 1), from the one encode."""
     codes = model.encode(wav, model.sample_rate, kbps=kbps)
     data = model.pack(codes, len(wav), entropy=entropy)
     stream = model.unpack(data)
-    out = model.decode(stream.codes, stream.num_samples)
-    return out.astype(np.float32), 8 * len(data)
-
-
-def fixed_length_bits(model, wav: np.ndarray, kbps: float) -> int:
-    """The bits of the same codes without entropy coding (version 1: every code in log2(codebook size) bits)."""
-    return 8 * len(model.pack(model.encode(wav, model.sample_rate, kbps=kbps), len(wav), entropy=False))
+    out = model.decode(stream.codes, stream.num_samples).astype(np.float32)
+    if not fixed_bits:
+        return out, 8 * len(data)
+    fixed = data if stream.version == 1 else model.pack(codes, len(wav), entropy=False)
+    return out, 8 * len(data), 8 * len(fixed)
 
 
 def opus_round_trip(
@@ -309,8 +308,7 @@ def run(
         for i, (name, clip) in enumerate(clips):
             ref, _ = set_level(clip, sr, level)
             for k in rates:
-                est, bits = telucodec_round_trip(model, ref, k)
-                fixed = fixed_length_bits(model, ref, k) if model.entropy is not None else bits
+                est, bits, fixed = telucodec_round_trip(model, ref, k, fixed_bits=True)
                 add(f"TeluCodec {k:g} kbps", level, name, ref, est, bits, fixed)
             for system, (other, k) in (others or {}).items():
                 est, bits = telucodec_round_trip(other, ref, k)
