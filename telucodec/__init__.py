@@ -30,7 +30,7 @@ check this map against the folders and the contracts):
       bench.speed_models     the models timed (TeluCodec, EnCodec) behind one interface
       bench.speed_timing     timed calls: encode, decode and training steps, the models interleaved
       bench.cli              `python -m telucodec bench`
-    training
+    training | tokens
       training.loop          fit(): the outline of training; _Run holds its state and takes one step
       training.run_data      a run's clips, validation crops, step counts and the batch of each step
       training.optim         optimizer, learning-rate schedule, mixed-precision dtype, gradient norms
@@ -43,6 +43,10 @@ check this map against the folders and the contracts):
       training.discriminators  multi-period, multi-scale STFT and multi-resolution discriminators
       training.diagnostics   overfit one clip, gradient shares, residual norms, codebook health
       training.experiments   the GPU ablation run
+      tokens.orders          token orders of the codes: flat, and MusicGen's delay pattern; sequence lengths
+      tokens.lm              CodeLM: a small causal transformer over the codes, a block at once or a position at a time
+      tokens.lm_fit          training it on a codec's codes (exact resume), and the bits it gives a set of clips
+      tokens.lm_coding       its two uses: range coding with its probabilities, and sampling a continuation
     evaluation
       evaluation.metrics     SNR, SI-SNR, range ratio, mel distance, PESQ-WB, STOI, ViSQOL, DNSMOS
       evaluation.scoring     the one scoring path: crop policy, reconstruct, evaluate_clips, paired intervals

@@ -67,8 +67,9 @@ def test_the_module_map_lists_every_module_under_its_role_in_the_contract_order(
 
 
 def test_the_top_level_is_a_dozen_roles_and_foundations():
+    """Nine role folders and four foundation modules: a new role has to earn its place."""
     entries = [p.name for p in PKG.iterdir() if not p.name.startswith(("__", "."))]
-    assert len(entries) <= 12, sorted(entries)
+    assert len(entries) <= 13, sorted(entries)
 
 
 def test_no_module_is_over_400_lines():

@@ -79,3 +79,14 @@ def test_no_notebook_redefines_a_package_function_under_its_name():
                 if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name in names:
                     shadows.append(f"{nb_path.stem} cell {i}: {node.name}")
     assert not shadows
+
+
+def test_checked_cells_are_tagged_not_commented():
+    """A cell whose output nbval compares carries the cell tag ``nbval-check-output`` (invisible in the rendered
+    page), not a test-marker comment as its first line that every reader has to read past; and every chapter
+    checks at least one cell."""
+    marker = re.compile(r"^\s*#\s*NBVAL_[A-Z_]+\s*$", re.M)
+    for p in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        cells = [c for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code"]
+        assert not [i for i, c in enumerate(cells) if marker.search("".join(c["source"]))], p.name
+        assert any("nbval-check-output" in c["metadata"].get("tags", []) for c in cells), p.name

@@ -1,6 +1,6 @@
 """Issue 10: every notebook again, under a second numeric path.
 
-The stored notebook outputs that nbval compares (the cells marked ``# NBVAL_CHECK_OUTPUT``) must hold on any
+The stored notebook outputs that nbval compares (the cells tagged ``nbval-check-output``) must hold on any
 machine, and every verdict a chapter states is an assert. Another processor runs other CPU kernels, which round
 differently, and a 200-step training run turns a one-ulp difference into a slightly different model. To see that
 on your own machine, this test runs all notebooks once more, in a separate pytest session, with

@@ -161,15 +161,19 @@ class EntropyModel:
 
     def bits(self, codes) -> float:
         """Information content of ``(n_q, k)`` codes under the model, in bits (what an ideal coder would spend)."""
+        return float(self.bits_per_stage(codes).sum())
+
+    def bits_per_stage(self, codes) -> np.ndarray:
+        """:meth:`bits`, stage by stage: ``(n_q,)`` float64."""
         codes = self._check(codes)
         n_q = codes.shape[0]
         classes, _ = self.tables[n_q]
         p = self.probabilities(n_q)
-        total = 0.0
+        out = np.zeros(n_q)
         for s in range(n_q):
             ctx = classes[s][codes[s - 1]] if s else np.zeros(codes.shape[1], np.int64)
-            total -= np.log2(p[s, ctx, codes[s]]).sum()
-        return float(total)
+            out[s] = -np.log2(p[s, ctx, codes[s]]).sum()
+        return out
 
     # --------------------------------------------------------------------------------------------- coding
     def _check(self, codes) -> np.ndarray:

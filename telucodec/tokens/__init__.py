@@ -1,0 +1,1 @@
+"""Codes as tokens: the codec's codes read as the tokens of a small language model (chapter 18)."""
