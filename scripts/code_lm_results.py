@@ -40,6 +40,68 @@ def interval(d, seed=0, resamples=10000):
     return {"mean": round(float(d.mean()), 3), "low": round(float(lo), 3), "high": round(float(hi), 3), "clips": len(d)}
 
 
+def readme(r: dict, curves: dict) -> str:
+    """results/tokens/README.md, written from the numbers it reports."""
+    m, c = r["models"], r["coded"]
+    names = {
+        "nominal": "nominal (10 bits a code, .tlc v1)",
+        "static": "static coder (ships in the model file, .tlc v2)",
+        "flat": "language model, flat order",
+        "delay": "language model, delay order (code_lm.safetensors)",
+        "delay-1200": "language model, delay order, 1200 steps",
+        "delay-large": "language model, delay order, larger (not committed)",
+    }
+    lines = [
+        "# Codes as tokens: the code language models (chapter 18)",
+        "",
+        "Written by `OMP_NUM_THREADS=1 python scripts/code_lm_results.py` from the runs of "
+        "`python scripts/train_code_lm.py` on the codes that `python scripts/code_tokens.py --data_root ../shared/data` "
+        "extracts (the shipped codec at 6 kbps, the lists of results/speakers/). Chosen on the tune list; scored on the "
+        f"test list: {r['test_clips']} clips, {r['test_speakers']} speakers, {r['test_frames']} frames.",
+        "",
+        "| model | parameters | steps (best) | CPU minutes | bits/frame | kbit/s | fewer than nominal |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for k, v in m.items():
+        run = curves.get(k, {}).get("curve", [{}])[-1]
+        lines.append(
+            f"| {names.get(k, k)} | {v.get('params', '')} | {run.get('step', '')}"
+            + (f" ({v['best_step']})" if "best_step" in v else "")
+            + f" | {round(run['train_seconds'] / 60) if run else ''} | {v['bits_per_frame']} | {v['kbps']} | "
+            f"{100 * r['saving'][k]:.1f} % |"
+        )
+    lines += [
+        "",
+        "Paired per-clip differences in bits per frame (positive: the first spends fewer), bootstrap 95 %:",
+        "",
+        *[f"- {k}: {v['mean']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}]" for k, v in r["intervals"].items()],
+        "",
+        f"Coded for real (range coder, `constriction`), first 8 s of {c['clips']} test clips ({c['seconds']} s), one "
+        "thread:",
+        "",
+        "| coder | kbit/s spent | ideal | exact | encode ms per s | decode ms per s |",
+        "|---|---|---|---|---|---|",
+        *[
+            f"| {k} | {c[k]['kbps']} | {c[k]['ideal_kbps']} | {c[k]['exact']} | "
+            f"{1000 * c[k]['encode_seconds_per_second']:.3g} | {1000 * c[k]['decode_seconds_per_second']:.3g} |"
+            for k in ("static", "flat", "delay")
+        ],
+        "",
+        "The language model coders decode exactly on the machine that encoded; across machines they are not "
+        "guaranteed to (floating-point probabilities), which is why they are a measurement and not a .tlc format.",
+        "",
+        f"Sampling (listening/): 3 s prompts continued by 4 s, temperature {r['samples']['temperature']}, top-k "
+        f"{r['samples']['top_k']}; DNSMOS OVRL of the sampled 4 s minus the real continuation's, both through the "
+        f"codec, over {len(r['samples']['clips'])} test clips: "
+        f"{r['samples']['dnsmos_sampled_minus_real']['mean']:+.2f} "
+        f"[{r['samples']['dnsmos_sampled_minus_real']['low']:+.2f}, "
+        f"{r['samples']['dnsmos_sampled_minus_real']['high']:+.2f}]. The listening files are test clips of Common "
+        "Voice (CC0).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", default=str(ROOT / "checkpoints/tokens"))
@@ -61,7 +123,8 @@ def main():
     test = CodeSet.load(runs / "codes_test.npz")
     clips = [c.numpy() for c in test.clips()]
     frames = np.array([c.shape[1] for c in clips])
-    curves = {k: json.loads((runs / k / "curve.json").read_text()) for k in ("delay", "flat", "delay-1200")}
+    runs_done = [k for k in ("delay", "flat", "delay-1200", "delay-large") if (runs / k / "curve.json").exists()]
+    curves = {k: json.loads((runs / k / "curve.json").read_text()) for k in runs_done}
     (out / "curves.json").write_text(json.dumps(curves, indent=1) + "\n")
 
     save_lm(
@@ -77,6 +140,8 @@ def main():
         "flat": load_lm(runs / "flat" / "best.safetensors"),
         "delay-1200": load_lm(runs / "delay-1200" / "best.safetensors"),
     }
+    if "delay-large" in curves:  # a larger model, scored but not committed (its weights would be 10 MB)
+        models["delay-large"] = load_lm(runs / "delay-large" / "best.safetensors")
 
     per_clip = {}  # name -> (clips, n_q) bits
     for k, m in models.items():
@@ -113,9 +178,11 @@ def main():
     record["intervals"] = {  # positive: the first spends fewer bits a frame than the second
         "delay_vs_static": interval(bpf["static"] - bpf["delay"]),
         "flat_vs_static": interval(bpf["static"] - bpf["flat"]),
-        "delay_vs_flat_equal_time": interval(bpf["flat"] - bpf["delay"]),
+        "delay_vs_flat_less_time": interval(bpf["flat"] - bpf["delay"]),
         "delay1200_vs_flat_equal_frames": interval(bpf["flat"] - bpf["delay-1200"]),
     }
+    if "delay-large" in bpf:
+        record["intervals"]["large_vs_delay"] = interval(bpf["delay"] - bpf["delay-large"])
     print(json.dumps(record["intervals"]), flush=True)
 
     # the LM coder for real, beside the static coder, on the first 8 s of some clips
@@ -205,8 +272,31 @@ def main():
         "dnsmos_sampled_minus_real": interval([r["dnsmos_sampled"] - r["dnsmos_real"] for r in rows]),
         "clips": rows,
     }
+    # chapter 18's exercises, measured on the demo sentence with the committed model (their solutions quote these)
+    from telucodec.cli.demo import demo_speech
+
+    lm = models["delay"]
+    demo = codec.encode(demo_speech()[1], 16000, kbps=6.0)
+    n = demo.shape[1]
+    base = block_bits(lm, [demo])[0]
+    shuffled = block_bits(lm, [demo[:, np.random.default_rng(0).permutation(n)]])[0]
+    short = sum(block_bits(lm, [demo[:, a : a + 16]])[0] for a in range(0, n, 16))
+    prompt = demo[:, : 2 * FRAME_RATE]
+    temps = {}
+    for t in (0.7, 1.0, 1.3):
+        more = lm_coding.continue_codes(lm, prompt, 2 * FRAME_RATE, temperature=t, top_k=50, seed=0)
+        temps[str(t)] = round(float(block_bits(lm, [more]).sum()) / more.shape[1], 2)
+    record["exercises"] = {
+        "demo_bits_per_frame": round(float(base.sum()) / n, 2),
+        "shuffled_extra_bits_per_stage": [round(float(x), 2) for x in (shuffled - base) / n],
+        "shuffled_bits_per_frame": round(float(shuffled.sum()) / n, 2),
+        "blocks16_bits_per_frame": round(float(short.sum()) / n, 2),
+        "sampled_bits_per_frame_by_temperature": temps,
+    }
+    print(record["exercises"], flush=True)
     record["command"] = "OMP_NUM_THREADS=1 python scripts/code_lm_results.py"
     (out / "results.json").write_text(json.dumps(record, indent=1) + "\n")
+    (out / "README.md").write_text(readme(record, curves))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""The measurements that the exercise solutions of chapters 13 and 15 quote, so that every number in them can be
-traced to a committed file: results/book/exercise_measurements.json.
+"""The measurements that the exercise solutions of chapters 13, 15 and 16 quote, so that every number in them can
+be traced to a committed file: results/book/exercise_measurements.json.
 
     python scripts/exercise_measurements.py            # about five minutes on one CPU thread
     python scripts/exercise_measurements.py --ch15     # only chapter 15's entries (seconds), the rest kept
+    python scripts/exercise_measurements.py --ch16     # only chapter 16's entries (seconds), the rest kept
 """
 
 from __future__ import annotations
@@ -22,10 +23,17 @@ def main() -> int:
     torch.set_num_threads(1)
     path = Path(__file__).resolve().parent.parent / "results" / "book" / "exercise_measurements.json"
     t0 = time.perf_counter()
+    if "--ch16" in sys.argv[1:]:
+        out = json.loads(path.read_text())
+        out.update(chapter_16())
+        path.write_text(json.dumps(out, indent=1))
+        print(json.dumps(out["ch16_probe"], indent=1))
+        return 0
     if "--ch15" in sys.argv[1:]:
         out = json.loads(path.read_text())
     else:
         out = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__, **chapter_13()}
+        out.update(chapter_16())
     out.update(chapter_15())
     out["ch15_machine"] = platform.processor() or platform.machine()
     out["ch15_seconds" if "--ch15" in sys.argv[1:] else "seconds"] = time.perf_counter() - t0
@@ -90,6 +98,35 @@ def chapter_15() -> dict:
         "with_envelope_vs_9_stages": band_level_error(decoded["codec_9_stages"], decoded["with_envelope"]),
     }
     return out
+
+
+def chapter_16() -> dict:
+    """Chapter 16's probe (16 copies of a held-out sentence, each delayed by up to `top` seconds; the working loss's
+    terms for one copy and for their average) at the chapter's 0.3 ms and exercise 1's 1 ms."""
+    from telucodec.cli.demo import held_out_clips
+    from telucodec.evaluation.metrics import spectral_texture
+    from telucodec.training.losses import working_terms
+
+    _, x = max(held_out_clips(seconds=4.0), key=lambda c: len(c[1]))
+    t = lambda w: torch.from_numpy(np.asarray(w, np.float32))[None, None]
+    freqs, spectrum = np.fft.rfftfreq(len(x), 1 / 16000), np.fft.rfft(x)
+    out = {}
+    for top in (0.3e-3, 1e-3):
+        delays = np.random.default_rng(0).uniform(0.0, top, 16)
+        versions = [np.fft.irfft(spectrum * np.exp(-2j * np.pi * freqs * d), len(x)).astype(np.float32) for d in delays]
+        average = np.mean(versions, axis=0).astype(np.float32)
+
+        def expected(candidate):
+            parts = [working_terms(t(candidate), t(v), 16000) for v in versions]
+            return {k: round(float(np.mean([float(p[k]) for p in parts])), 4) for k in parts[0]}
+
+        texture = spectral_texture(x, average)
+        out[f"{top * 1000:g} ms"] = {
+            "sharp": expected(versions[0]),
+            "average": expected(average),
+            "average_level_db": {b: round(v["level_db"], 1) for b, v in texture.items() if b != "frequency_detail"},
+        }
+    return {"ch16_probe": out}
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ check this map against the folders and the contracts):
       book.players           audio players embedded in the page
       book.plots             training curves, spectrograms, waveforms
       book.tables            Markdown tables and the committed results they show
+      book.verdicts          the one wording of each seed fix's verdict, quoted by chapters 04-12
     bench
       bench.common           machine description, synthetic speech, JSON output
       bench.quality          quality of every codec at every bitrate, bits counted from the files

@@ -90,3 +90,22 @@ def test_checked_cells_are_tagged_not_commented():
         cells = [c for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "code"]
         assert not [i for i, c in enumerate(cells) if marker.search("".join(c["source"]))], p.name
         assert any("nbval-check-output" in c["metadata"].get("tags", []) for c in cells), p.name
+
+
+def test_each_fix_has_one_verdict_worded_the_same_everywhere():
+    """The seven verdicts (telucodec.book.verdicts) open each fix chapter's verdict and its row in chapter 12's
+    table, word for word; a fix chapter states no other verdict headline."""
+    from telucodec import SEVEN
+    from telucodec.book.verdicts import headline, table_cell
+
+    def markdown(name):
+        (path,) = (ROOT / "notebooks").glob(f"{name}*.ipynb")
+        cells = json.loads(path.read_text())["cells"]
+        return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
+
+    claims = markdown("12_claims_vs_evidence")
+    for i, fix in enumerate(SEVEN):
+        chapter = markdown(f"{i + 4:02d}_fix{i + 1}_")
+        assert headline(fix) in chapter, fix
+        assert re.findall(r"\*\*Verdict: [^*]*\*\*", chapter) == [headline(fix)], fix
+        assert table_cell(fix) in claims, fix
