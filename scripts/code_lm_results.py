@@ -3,20 +3,22 @@ sampled.
 
     OMP_NUM_THREADS=1 python scripts/code_lm_results.py
 
-Reads the runs of scripts/train_code_lm.py (checkpoints/tokens/{delay,flat,delay-1200}: each one's best weights on
-the tune list) and the test list's codes (checkpoints/tokens/codes_test.npz, scripts/code_tokens.py). Writes
-results/tokens/:
+Reads the runs of scripts/train_code_lm.py (checkpoints/tokens/{delay,flat,delay-1200} and, when it exists, the
+larger delay-large: each one's best weights on the tune list) and the test list's codes
+(checkpoints/tokens/codes_test.npz, scripts/code_tokens.py). Writes results/tokens/:
 
 * code_lm.safetensors: the delay-order model, stored in float16 (every number below is measured on this file as
   loaded back, so the notebook's live cells reproduce them);
-* curves.json: the three runs' tuning curves;
+* curves.json: the runs' tuning curves;
 * results.json: bits per frame, stage by stage, on the 95 test clips (60 unseen speakers) for each model, the
   static coder shipped in the model file and the nominal 10 bits a code; paired clip-level intervals; the LM coder
   run for real on the first 8 s of 24 test clips (exact round trip, bits from the coder's words, encode and decode
   time per second of audio, beside the static coder on the same codes, one thread);
 * listening/: for the two CC0 test clips of results/yardstick/listening/, the codec's resynthesis of the first
   3 s followed by 4 s the delay model sampled (temperature 1, top-k 50, seed 0), and the same 3 s followed by
-  what was really said next.
+  what was really said next; and 4 s sampled after 3 s of 24 more test clips, scored with DNSMOS beside the real
+  continuation (results.json, "samples");
+* README.md: the tables, written from results.json.
 """
 
 import argparse
