@@ -165,7 +165,7 @@ def _cache_key(path: Path, sample_rate: int) -> str:
 
 
 def _load_cached(path: Path, sample_rate: int):
-    from telucodec.data.folders import load_clips
+    from telucodec.data.folders import _load_one
 
     try:
         key = _cache_key(path, sample_rate)
@@ -177,12 +177,11 @@ def _load_cached(path: Path, sample_rate: int):
             return np.load(cached), None
         except (OSError, ValueError):
             pass  # a torn cache file: decode again
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        loaded = load_clips([path], sample_rate, workers=1)
-    if not loaded:
-        return None, str(caught[0].message).split(": ", 1)[-1] if caught else "unusable"
-    wav = loaded[0][1]
+    # _load_one reports an unusable file instead of warning: this runs in worker threads, where catching
+    # warnings is not thread-safe (two overlapping catch_warnings can leave the process's warnings redirected)
+    wav, reason = _load_one(path, sample_rate, 0.25, True)
+    if wav is None:
+        return None, reason
     cached.parent.mkdir(parents=True, exist_ok=True)
     tmp = cached.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, wav)
