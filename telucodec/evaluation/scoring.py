@@ -86,15 +86,15 @@ def paired_difference(ours: list, theirs: list, key: str, resamples: int = 10000
     if len(pairs) < 2:
         raise ValueError(f"{len(pairs)} clips scored by both systems on {key}; need at least 2")
     d = sign * np.array([x - y for x, y in pairs], dtype=float)
+    return {**bootstrap_interval(d, resamples, seed), "wins": int((d > 0).sum()), "clips": len(d)}
+
+
+def bootstrap_interval(d, resamples: int = 10000, seed: int = 0) -> dict:
+    """The mean of per-clip differences `d` and a bootstrap 95 % interval of it: {"mean", "low", "high"}."""
+    d = np.asarray(d, dtype=float)
     boot = np.random.default_rng(seed).choice(d, (resamples, len(d))).mean(axis=1)
     low, high = np.percentile(boot, [2.5, 97.5])
-    return {
-        "mean": float(d.mean()),
-        "low": float(low),
-        "high": float(high),
-        "wins": int((d > 0).sum()),
-        "clips": len(d),
-    }
+    return {"mean": float(d.mean()), "low": float(low), "high": float(high)}
 
 
 def evaluate_clips(

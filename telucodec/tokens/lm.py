@@ -156,9 +156,8 @@ class CodeLM(nn.Module):
             x = self.tables(self._ids(prev, torch.arange(c.n_q))).sum(0)
             stages = slice(None)
         else:
-            prev_stage = (t - 1) % c.n_q
-            prev = torch.tensor(self.pad) if previous is None else previous
-            x = self.tables(self._ids(prev, torch.tensor(prev_stage if previous is not None else c.n_q - 1)))
+            prev = torch.tensor(self.pad) if previous is None else previous  # the start: stage n_q - 1's pad
+            x = self.tables(self._ids(prev, torch.tensor((t - 1) % c.n_q)))
             stages = slice(t % c.n_q, t % c.n_q + 1)
         h = self._trunk((x + self.pos.weight[t])[None, None], state["caches"])[0, 0]
         state["t"] = t + 1

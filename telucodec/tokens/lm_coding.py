@@ -25,16 +25,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from telucodec.coding.entropy import _constriction  # one-line error when constriction is missing
 from telucodec.tokens.lm import CodeLM
 from telucodec.tokens.orders import undelay, unflatten
 
 __all__ = ["encode_block", "decode_block", "encode_clip", "decode_clip", "continue_codes"]
-
-
-def _constriction():
-    import constriction
-
-    return constriction
 
 
 def _family():
