@@ -94,7 +94,7 @@ def test_checked_cells_are_tagged_not_commented():
 
 def test_each_fix_has_one_verdict_worded_the_same_everywhere():
     """The seven verdicts (telucodec.book.verdicts) open each fix chapter's verdict and its row in chapter 12's
-    table, word for word; a fix chapter states no other verdict headline."""
+    table, and fill chapter 14's verdict table, word for word; a fix chapter states no other verdict headline."""
     from telucodec import SEVEN
     from telucodec.book.verdicts import headline, table_cell
 
@@ -104,8 +104,10 @@ def test_each_fix_has_one_verdict_worded_the_same_everywhere():
         return "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "markdown")
 
     claims = markdown("12_claims_vs_evidence")
+    summary = markdown("14_what_actually_fixes_it")
     for i, fix in enumerate(SEVEN):
         chapter = markdown(f"{i + 4:02d}_fix{i + 1}_")
         assert headline(fix) in chapter, fix
         assert re.findall(r"\*\*Verdict: [^*]*\*\*", chapter) == [headline(fix)], fix
         assert table_cell(fix) in claims, fix
+        assert table_cell(fix) in summary, fix

@@ -27,6 +27,7 @@ from telucodec.book.tables import (
     ablation_rows,
     committed,
     gpu_results,
+    in_a_codec_that_learns,
     longer_runs,
     table,
 )
@@ -49,6 +50,7 @@ __all__ = [
     "gpu_results",
     "listen",
     "listen_files",
+    "in_a_codec_that_learns",
     "longer_runs",
     "plot_runs",
     "reconstruct",

@@ -101,24 +101,41 @@ def _clips_hash(clips) -> str:
     return h.hexdigest()[:16]
 
 
-def run(profile: Profile, fixes: Fixes, clips=None, steps: int | None = None, seed: int = 0, **train_changes):
+def run(
+    profile: Profile,
+    fixes: Fixes,
+    clips=None,
+    steps: int | None = None,
+    seed: int = 0,
+    recipe: str = "story",
+    **train_changes,
+):
     """Train (or fetch from the cache) one run of the profile's preset. Deterministic, so a cached run equals a
     fresh one bit for bit; the cache only saves time when several notebooks need the same run.
+    `recipe`: "story" (the preset as the story trained it) or another of telucodec.training.recipes.RECIPES, e.g.
+    "working" (the same network with the working recipe's ingredients on; `fixes` still decides the fixes).
     `train_changes` override TrainConfig fields (e.g. learning_rate=1e-5, optimizer="adam", amp="bf16")."""
     from dataclasses import replace
 
     from telucodec.codec.model import Codec
     from telucodec.training.loop import RunResult, fit
+    from telucodec.training.recipes import recipe as get_recipe
 
     clips = clips if clips is not None else corpus_clips(profile)
     steps = steps or profile.steps
     p = get_preset(profile.preset)
-    tcfg = replace(p.train, seed=seed, **train_changes)
+    ccfg, tcfg = p.codec, p.train
+    if recipe != "story":
+        chosen = get_recipe(recipe, profile.preset, fixes=fixes)
+        ccfg, tcfg = chosen.codec, chosen.train
+    tcfg = replace(tcfg, seed=seed, **train_changes)
     numerics = (os.environ.get("MKL_CBWR"), torch.get_num_threads())
     extra = [] if numerics == ("COMPATIBLE", 1) else [list(numerics)]  # runs outside the CI set-up stay apart
     # The CPU kernels torch dispatches to (AVX512, AVX2, default; ATEN_CPU_CAPABILITY selects them) round
     # differently, so a run trained under one numeric path is never reused under another.
     extra.append(["cpu_capability", torch.backends.cpu.get_cpu_capability()])
+    if recipe != "story":  # (story runs keep the keys they always had)
+        extra.append(["recipe", recipe, ccfg.to_dict()])
     key = hashlib.sha256(
         json.dumps(
             [
@@ -140,7 +157,7 @@ def run(profile: Profile, fixes: Fixes, clips=None, steps: int | None = None, se
         try:
             state = torch.load(path, weights_only=True)
             torch.manual_seed(seed)
-            model = Codec(p.codec, fixes)
+            model = Codec(ccfg, fixes)
             model.load_state_dict(state["model"])
             return RunResult(
                 model=model.to(profile.device),
@@ -155,6 +172,7 @@ def run(profile: Profile, fixes: Fixes, clips=None, steps: int | None = None, se
         profile.preset,
         fixes,
         clips,
+        codec_config=ccfg,
         train_config=tcfg,
         steps=steps,
         device=profile.device,

@@ -72,6 +72,9 @@ def ablation_rows(results: dict, names=None, kbps: str = "6kbps") -> list:
 
 
 ABLATION3000 = "cpu/ablation3000"
+FIXES600 = "cpu/fixes600"
+# fixes 5-7 change only the story's loss; the working recipe trains with its own (tests/test_recipe.py)
+STORY_LOSS_ONLY = ("unclamped_losses", "fp32_perceptual", "reweighted_losses")
 
 
 def longer_runs(fix: str, metrics=("snr_db", "si_snr_db", "robust_range_ratio", "mel_distance", "pesq_wb", "stoi")):
@@ -98,4 +101,34 @@ def longer_runs(fix: str, metrics=("snr_db", "si_snr_db", "robust_range_ratio", 
     if fix in alone:
         pairs.append((f"{fix} alone, against none", fix, "none"))
     table(effect_rows(runs, pairs, metrics=[m for m in metrics if m not in ("range_ratio", "snr_db")]))
+    return runs
+
+
+def in_a_codec_that_learns(fix: str, metrics=("si_snr_db", "mel_distance", "pesq_wb", "stoi")):
+    """The fix inside a codec that learns: the working recipe of chapter 14 with and without it
+    (results/cpu/fixes600: 600 steps, the ci network, three seeds each, one machine), as mean [min, max] over seeds
+    and the difference with the non-overlap verdict. Fixes 5-7 act only on the story's loss, which the working
+    recipe replaces: for them it says so and returns {}."""
+    from telucodec.evaluation.ablation import effect_rows, load_runs, summary_rows
+
+    if fix in STORY_LOSS_ONLY:
+        print(
+            f"in a codec that learns: {fix} changes only the story's loss, which the working recipe replaces; "
+            "turning it off there leaves every weight bit-identical (tests/test_recipe.py), so this recipe "
+            "cannot test it"
+        )
+        return {}
+    runs = load_runs(RESULTS_DIR / FIXES600)
+    name = f"working-{fix}"
+    if name not in runs or "working" not in runs:
+        print(f"the working recipe's fix ablation is not committed yet ({RESULTS_DIR / FIXES600})")
+        return {}
+    seeds = min(len(runs[name]), len(runs["working"]))
+    steps = sorted({r["steps"] for n in ("working", name) for r in runs[n].values()})
+    print(
+        f"in a codec that learns: the working recipe with and without {fix}, {', '.join(map(str, steps))} steps, "
+        f"{seeds} seeds each, 6 kbps, 16 held-out clips; mean [min, max] over seeds"
+    )
+    table(summary_rows(runs, ["working", name], metrics=metrics))
+    table(effect_rows(runs, [(f"working without {fix}, against working", name, "working")], metrics=metrics))
     return runs
