@@ -30,11 +30,6 @@ CPU_COMMAND = (
 )
 
 
-def gpu_results(name: str = "ablation"):
-    """The committed full GPU results (results/gpu/<name>.json), or None with a note when not yet committed."""
-    return committed("gpu", name)
-
-
 def committed(kind: str = "cpu", name: str = "ablation"):
     """Committed ablation results: kind "cpu" (a 2000-step CPU run of the nine configurations) or "gpu"
     (the H100 run). Returns the parsed JSON, or None after printing where they will come from."""
