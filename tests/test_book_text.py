@@ -111,3 +111,14 @@ def test_each_fix_has_one_verdict_worded_the_same_everywhere():
         assert re.findall(r"\*\*Verdict: [^*]*\*\*", chapter) == [headline(fix)], fix
         assert table_cell(fix) in claims, fix
         assert table_cell(fix) in summary, fix
+
+
+def test_no_chapter_is_over_twenty_thousand_characters_of_prose():
+    """A chapter that needs more than 20 000 characters of prose (its markdown cells) is two chapters."""
+    sizes = {
+        p.stem: sum(
+            len("".join(c["source"])) for c in json.loads(p.read_text())["cells"] if c["cell_type"] == "markdown"
+        )
+        for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
+    }
+    assert {k: v for k, v in sizes.items() if v > 20_000} == {}
