@@ -30,3 +30,23 @@ def test_a_committed_file_is_embedded_as_its_own_bytes(tmp_path):
     assert len(page) < 0.8 * len(audio_html(x))  # smaller than the WAV the array player embeds
     with pytest.raises(ValueError, match="not an audio file"):
         file_html(tmp_path / "a.txt")
+
+
+def test_a_fix_inside_the_working_recipe_is_read_with_its_seeds_or_said_untestable(capsys, monkeypatch):
+    """Fixes 1-4 are read from the committed three-seed runs with a verdict per metric; fixes 5-7, which the working
+    loss never reaches, are said to be untestable there instead of shown as a table of zeros."""
+    import telucodec.book.tables as tables
+    from telucodec.book import in_a_codec_that_learns
+
+    shown = []
+    monkeypatch.setattr(tables, "table", lambda rows, *a, **k: shown.append(rows))
+    runs = in_a_codec_that_learns("output_scale")
+    assert {len(runs["working"]), len(runs["working-output_scale"])} == {3}
+    assert {r["steps"] for r in runs["working"].values()} == {600}
+    assert "3 seeds each" in capsys.readouterr().out
+    summary, effect = shown
+    assert [r["configuration"] for r in summary] == ["working", "working-output_scale"]
+    assert effect[0]["comparison"] == "working without output_scale, against working"
+    assert all(v.endswith(("(better)", "(worse)", "(n.s.)")) for k, v in effect[0].items() if k != "comparison")
+    assert in_a_codec_that_learns("fp32_perceptual") == {}
+    assert "cannot test it" in capsys.readouterr().out

@@ -44,3 +44,27 @@ def test_the_run_modules_follow_the_imports_of_train():
     assert "book" not in mods and not any(m.startswith("cli") for m in mods) and "evaluation.yardstick" not in mods
     # `from telucodec.x import y` follows y where y is a module, and imports inside functions count
     assert {"bench.common", "evaluation.metrics", "coding.bitstream"} <= set(book.run_modules("bench.quality"))
+
+
+def test_a_recipe_run_trains_the_recipe_and_is_cached_apart_from_the_story_run(tmp_path, monkeypatch):
+    """tb.run(..., recipe="working") trains the working recipe's network (weight norm, k-means codebooks) with the
+    fixes it is given, and never shares a cache entry with the story run of the same fixes."""
+    import numpy as np
+    import torch
+
+    from telucodec import Fixes
+    from telucodec.bench import synthetic_speech
+
+    monkeypatch.setenv("TELUCODEC_CACHE", str(tmp_path))
+    torch.set_num_threads(1)
+    profile = book.Profile("ci", "ci", 2, "cpu", "test")
+    clips = ([synthetic_speech(2.0, seed=s).astype(np.float32) for s in range(4)], [synthetic_speech(2.0, seed=9)])
+    story = book.run(profile, Fixes.all(), clips=clips)
+    working = book.run(profile, Fixes.all(), clips=clips, recipe="working")
+    assert working.model.config.weight_norm and working.model.config.kmeans_buffer > 0
+    assert not story.model.config.weight_norm and story.model.fixes == working.model.fixes == Fixes.all()
+    assert len(list((tmp_path / "runs").glob("*.pt"))) == 2
+    again = book.run(profile, Fixes.all(), clips=clips, recipe="working")  # from the cache
+    assert all(
+        torch.equal(a, b) for a, b in zip(working.model.state_dict().values(), again.model.state_dict().values())
+    )
