@@ -50,3 +50,49 @@ def test_a_fix_inside_the_working_recipe_is_read_with_its_seeds_or_said_untestab
     assert all(v.endswith(("(better)", "(worse)", "(n.s.)")) for k, v in effect[0].items() if k != "comparison")
     assert in_a_codec_that_learns("fp32_perceptual") == {}
     assert "cannot test it" in capsys.readouterr().out
+
+
+def test_every_stored_listing_is_the_code_as_it_is_now(monkeypatch):
+    """The book renders stored outputs (execute_notebooks: off), so a listing stored before the code changed would
+    show code that no longer runs. The notebook's imports and each show_source call are run again and must display,
+    listing for listing, what the notebook stores."""
+    import ast
+    import json
+    from pathlib import Path
+
+    import IPython.display
+
+    import telucodec.book as tb
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda *objs, **kw: shown.extend(objs))
+    stale, checked = [], 0
+    for path in sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb")):
+        namespace = {"tb": tb}
+        for i, cell in enumerate(json.loads(path.read_text())["cells"]):
+            if cell["cell_type"] != "code":
+                continue
+            source = "".join(cell["source"])
+            body = ast.parse(source).body
+            exec(
+                "\n".join(
+                    ast.get_source_segment(source, n) for n in body if isinstance(n, (ast.Import, ast.ImportFrom))
+                ),
+                namespace,
+            )
+            calls = [ast.get_source_segment(source, n) for n in body if isinstance(n, ast.Expr)]
+            calls = [c for c in calls if "show_source(" in c]
+            if not calls:
+                continue
+            shown.clear()
+            exec("\n".join(calls), namespace)
+            stored = [
+                "".join(o["data"]["text/plain"])
+                for o in cell["outputs"]
+                if o.get("output_type") == "display_data" and "text/plain" in o["data"]
+            ]
+            checked += 1
+            if [obj.data.rstrip("\n") for obj in shown] != [text.rstrip("\n") for text in stored]:
+                stale.append(f"{path.stem} cell {i}")
+    assert checked > 10
+    assert not stale, ", ".join(stale)
