@@ -122,3 +122,16 @@ def test_no_chapter_is_over_twenty_thousand_characters_of_prose():
         for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
     }
     assert {k: v for k, v in sizes.items() if v > 20_000} == {}
+
+
+def test_notebook_code_fits_the_page():
+    """The rendered book's code column shows about 90 characters; a longer line scrolls sideways."""
+    long = [
+        f"{p.stem} cell {i}: {len(line)} characters"
+        for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
+        for i, c in enumerate(json.loads(p.read_text())["cells"])
+        if c["cell_type"] == "code"
+        for line in "".join(c["source"]).splitlines()
+        if len(line) > 88
+    ]
+    assert not long, ", ".join(long)
