@@ -99,7 +99,9 @@ def longer_runs(fix: str, metrics=("snr_db", "si_snr_db", "robust_range_ratio", 
     return runs
 
 
-def in_a_codec_that_learns(fix: str, metrics=("si_snr_db", "mel_distance", "pesq_wb", "stoi")):
+def in_a_codec_that_learns(
+    fix: str, metrics=("si_snr_db", "snr_db", "robust_range_ratio", "mel_distance", "pesq_wb", "stoi")
+):
     """The fix inside a codec that learns: the working recipe of chapter 14 with and without it
     (results/cpu/fixes600: 600 steps, the ci network, three seeds each, one machine), as mean [min, max] over seeds
     and the difference with the non-overlap verdict. Fixes 5-7 act only on the story's loss, which the working
