@@ -101,29 +101,20 @@ def chapter_15() -> dict:
 
 
 def chapter_16() -> dict:
-    """Chapter 16's probe (16 copies of a held-out sentence, each delayed by up to `top` seconds; the working loss's
-    terms for one copy and for their average) at the chapter's 0.3 ms and exercise 1's 1 ms."""
+    """Chapter 16's probe (telucodec.training.diagnostics.delay_uncertainty on the longest held-out sentence) at the
+    chapter's 0.3 ms and exercise 1's 1 ms."""
     from telucodec.cli.demo import held_out_clips
     from telucodec.evaluation.metrics import spectral_texture
-    from telucodec.training.losses import working_terms
+    from telucodec.training.diagnostics import delay_uncertainty
 
     _, x = max(held_out_clips(seconds=4.0), key=lambda c: len(c[1]))
-    t = lambda w: torch.from_numpy(np.asarray(w, np.float32))[None, None]
-    freqs, spectrum = np.fft.rfftfreq(len(x), 1 / 16000), np.fft.rfft(x)
     out = {}
     for top in (0.3e-3, 1e-3):
-        delays = np.random.default_rng(0).uniform(0.0, top, 16)
-        versions = [np.fft.irfft(spectrum * np.exp(-2j * np.pi * freqs * d), len(x)).astype(np.float32) for d in delays]
-        average = np.mean(versions, axis=0).astype(np.float32)
-
-        def expected(candidate):
-            parts = [working_terms(t(candidate), t(v), 16000) for v in versions]
-            return {k: round(float(np.mean([float(p[k]) for p in parts])), 4) for k in parts[0]}
-
-        texture = spectral_texture(x, average)
+        probe = delay_uncertainty(x, top)
+        texture = spectral_texture(x, probe["average"])
         out[f"{top * 1000:g} ms"] = {
-            "sharp": expected(versions[0]),
-            "average": expected(average),
+            "sharp": {k: round(v, 4) for k, v in probe["sharp"].items()},
+            "average": {k: round(v, 4) for k, v in probe["smooth"].items()},
             "average_level_db": {b: round(v["level_db"], 1) for b, v in texture.items() if b != "frequency_detail"},
         }
     return {"ch16_probe": out}

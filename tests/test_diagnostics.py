@@ -175,3 +175,17 @@ def test_where_quality_is_lost_separates_the_autoencoder_from_the_quantizer(batc
     for n in (1, 12):  # the quantized rows decode what encode/decode at n stages give
         coded = [model.decode_tensor(model.encode_tensor(b[None], n), b.shape[-1])[0, 0].numpy() for b in batch[:2]]
         assert r[f"{n}q"]["snr_db"] == pytest.approx(np.mean([snr(c, d) for c, d in zip(clips, coded)]), abs=1e-4)
+
+
+def test_delay_uncertainty_blurs_the_average_and_only_the_waveform_term_prefers_it():
+    from telucodec.bench import synthetic_speech
+    from telucodec.training.diagnostics import delay_uncertainty
+
+    x = synthetic_speech(1.0, seed=3).astype(np.float32)
+    probe = delay_uncertainty(x, 0.3e-3)
+    assert len(probe["versions"]) == 16 and probe["average"].shape == x.shape
+    assert np.allclose(probe["average"], np.mean(probe["versions"], axis=0))
+    assert probe["smooth"]["waveform"] < probe["sharp"]["waveform"]
+    assert probe["smooth"]["stft"] > probe["sharp"]["stft"] and probe["smooth"]["mel"] > probe["sharp"]["mel"]
+    still = delay_uncertainty(x, 0.0)  # no uncertainty: every version is the clip, the average too
+    assert np.allclose(still["average"], x, atol=1e-6) and still["smooth"]["waveform"] < 1e-6

@@ -179,7 +179,7 @@ def _load_cached(path: Path, sample_rate: int):
             pass  # a torn cache file: decode again
     # _load_one reports an unusable file instead of warning: this runs in worker threads, where catching
     # warnings is not thread-safe (two overlapping catch_warnings can leave the process's warnings redirected)
-    wav, reason = _load_one(path, sample_rate, 0.25, True)
+    wav, reason = _load_one(path, sample_rate, min_seconds=0.25, remove_dc=True)  # load_clips' defaults
     if wav is None:
         return None, reason
     cached.parent.mkdir(parents=True, exist_ok=True)

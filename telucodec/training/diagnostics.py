@@ -6,6 +6,8 @@
 * `codebook_health`    - usage, perplexity and dead codes per stage, for a batch of codes.
 * `gradient_in_silence` - how much of each loss term's gradient at the output lands where the input is silent?
 * `where_quality_is_lost` - is a trained codec limited by its bits (the quantizer) or by its autoencoder?
+* `delay_uncertainty`  - what does each working-loss term prefer when the output's timing is uncertain: one sharp
+  plausible version, or the blurred average of all of them?
 """
 
 from __future__ import annotations
@@ -215,3 +217,23 @@ def where_quality_is_lost(model: Codec, clips: list, n_qs=(3, 6, 12), perceptual
             )
     model.train(was_training)
     return {k: mean_table(v) for k, v in rows.items()}
+
+
+def delay_uncertainty(x: np.ndarray, top_seconds: float, copies: int = 16, seed: int = 0, sample_rate: int = 16000):
+    """`copies` plausible versions of `x`, each delayed by a uniform random time up to `top_seconds` (a pure phase
+    shift, applied in the frequency domain), and their average. The working loss's three terms are averaged over the
+    versions as references, once for one sharp version as the output and once for the average.
+    Returns {"versions", "average", "sharp", "smooth"} (the last two: {term: expected loss})."""
+    from telucodec.training.losses import working_terms
+
+    delays = np.random.default_rng(seed).uniform(0.0, top_seconds, copies)
+    freqs, spectrum = np.fft.rfftfreq(len(x), 1 / sample_rate), np.fft.rfft(x)
+    versions = [np.fft.irfft(spectrum * np.exp(-2j * np.pi * freqs * d), len(x)).astype(np.float32) for d in delays]
+    average = np.mean(versions, axis=0).astype(np.float32)
+    t = lambda w: torch.from_numpy(np.asarray(w, np.float32))[None, None]
+
+    def expected(candidate):
+        parts = [working_terms(t(candidate), t(v), sample_rate) for v in versions]
+        return {k: float(np.mean([float(p[k]) for p in parts])) for k in parts[0]}
+
+    return {"versions": versions, "average": average, "sharp": expected(versions[0]), "smooth": expected(average)}
